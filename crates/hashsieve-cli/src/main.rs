@@ -1,1 +1,57 @@
-fn main() {}
+//! The `hashsieve` command: a thin front end over `hashsieve-core`.
+//!
+//! This crate only parses arguments, prints results and draws progress; every piece of work
+//! that a program embedding the library would also need lives in `hashsieve-core`.
+
+mod cmd;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Match content against lists of hashes of known child sexual abuse material.
+#[derive(Debug, Parser)]
+#[command(name = "hashsieve", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Hash(cmd::hash::HashArgs),
+}
+
+/// The exit status of a run that did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Clean,
+    /// The run finished, but some inputs could not be read or fully hashed.
+    SomeInputsFailed,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are not errors; a usage error shares the status of other
+        // fatal errors, keeping 2 for "some inputs failed".
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { ExitCode::from(3) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Hash(args) => cmd::hash::run(args),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::SomeInputsFailed) => ExitCode::from(2),
+        Err(err) => {
+            eprintln!("hashsieve: error: {err:#}");
+            ExitCode::from(3)
+        }
+    }
+}

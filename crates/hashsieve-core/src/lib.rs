@@ -1,9 +1,42 @@
-//! hashsieve-core: hashing and matching for known-CSAM detection.
+//! hashsieve-core: the hashing behind hashsieve, a tool that matches content against lists of
+//! hashes of known child sexual abuse material so that it can be blocked and reported, and so
+//! that fewer images have to be looked at by people.
 //!
-//! (crate documentation is written at integration time)
+//! Hash lists name content by cryptographic digest or by perceptual hash. This crate computes
+//! both from one read of the bytes:
+//!
+//! - [`digest`]: MD5, SHA-1, SHA-256 and BLAKE3 in a single pass, spread over cores.
+//! - [`decode`]: image decoding with limits, converting to RGB the way Pillow does, so hashes
+//!   agree with lists made by the Python tools in the field.
+//! - [`pdq`]: Meta's PDQ hash, bit-exact with the reference, with its quality score and the
+//!   eight dihedral (rotated and mirrored) variants.
+//! - [`perceptual`]: the 64-bit pHash, dHash and aHash of the img_hash family.
+//! - [`signals`]: all of the above for one input as one [`Signals`](signals::Signals) value,
+//!   and many inputs in parallel.
+//! - [`files`]: walking the files and directories a user names.
+//!
+//! No content is written anywhere by this crate: it reads bytes and returns hashes.
+//!
+//! # Example
+//!
+//! ```
+//! use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
+//!
+//! let bytes = std::fs::read("../../samples/images/wee.jpg")?;
+//! let options = SignalOptions { pdq: PdqMode::Dihedral, ..SignalOptions::default() };
+//! let signals = Signals::from_bytes(&bytes, &options);
+//!
+//! let pdq = signals.pdq.expect("a JPEG decodes");
+//! assert_eq!(pdq.quality, 100);
+//! // Rotated and mirrored copies of the picture are found through these eight hashes.
+//! assert_eq!(pdq.dihedral.unwrap()[0], pdq.hash);
+//! assert_eq!(signals.digests.sha256.map(hex::encode).unwrap().len(), 64);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 pub mod decode;
 pub mod digest;
+pub mod files;
 pub mod pdq;
 pub mod perceptual;
 pub mod signals;
