@@ -37,6 +37,8 @@
 pub mod decode;
 pub mod digest;
 pub mod files;
+pub mod hashes;
+pub mod import;
 pub mod pdq;
 pub mod perceptual;
 pub mod signals;
