@@ -11,6 +11,9 @@
 //!   name becomes the entry's id. Blank lines and `#` comments are ignored.
 //! - [`import_csv`]: CSV with a header row; columns are found by name, case-insensitively. This
 //!   covers ThreatExchange/HMA-style PDQ lists (`hash,quality,…`).
+//! - [`import_vics`]: Project VIC VICS JSON (the OData `value` array of version 2, or the `Media`
+//!   array of version 1), whose media records carry MD5, SHA-1 and PhotoDNA values with a
+//!   category; here the field names declare the kinds.
 //!
 //! ```
 //! use hashsieve_core::hashes::HashKind;
@@ -235,6 +238,163 @@ pub fn import_csv<R: std::io::Read>(
     }
 }
 
+/// One media record of a VICS document. Unknown fields are ignored; numbers and strings are
+/// both accepted where exporters differ.
+#[derive(Debug, serde::Deserialize)]
+struct VicsMedia {
+    #[serde(rename = "MediaID", alias = "MediaId", alias = "ID", default)]
+    media_id: Option<serde_json::Value>,
+    #[serde(rename = "Category", default)]
+    category: Option<serde_json::Value>,
+    #[serde(rename = "MD5", alias = "Md5", default)]
+    md5: Option<String>,
+    #[serde(rename = "SHA1", alias = "Sha1", default)]
+    sha1: Option<String>,
+    #[serde(rename = "PhotoDNA", alias = "PhotoDna", default)]
+    photodna: Option<String>,
+}
+
+fn json_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Imports a Project VIC VICS JSON document, streaming its media array. Each media record
+/// yields one entry per hash it carries among `kinds` (MD5, SHA-1, PhotoDNA), with the media id
+/// as the entry id and the VICS category. A record whose hash does not parse is handled per
+/// `mode`; JSON that is not well-formed fails the import (a stream cannot resynchronise).
+pub fn import_vics<R: std::io::Read>(
+    reader: R,
+    file: &str,
+    kinds: &[HashKind],
+    mode: Mode,
+    mut sink: impl FnMut(ImportedEntry),
+) -> Result<ImportReport, ImportError> {
+    use serde::de::{DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    struct Importer<'a, F> {
+        file: &'a str,
+        kinds: &'a [HashKind],
+        mode: Mode,
+        sink: &'a mut F,
+        report: ImportReport,
+        media_arrays: u32,
+        /// A strict-mode rejection, carried out of serde's error type.
+        rejected: Option<ImportError>,
+    }
+
+    impl<F: FnMut(ImportedEntry)> Importer<'_, F> {
+        fn media(&mut self, number: u64, media: VicsMedia) -> Result<(), ImportError> {
+            let id = media.media_id.as_ref().and_then(json_text);
+            let category = media.category.as_ref().and_then(json_text);
+            let fields = [
+                (HashKind::Md5, "MD5", media.md5),
+                (HashKind::Sha1, "SHA1", media.sha1),
+                (HashKind::PhotoDna, "PhotoDNA", media.photodna),
+            ];
+            for (kind, field, text) in fields {
+                let Some(text) = text.filter(|t| !t.trim().is_empty() && self.kinds.contains(&kind)) else {
+                    continue;
+                };
+                match kind.parse_value(&text) {
+                    Ok(value) => {
+                        self.report.imported += 1;
+                        (self.sink)(ImportedEntry {
+                            kind,
+                            value,
+                            id: id.clone(),
+                            category: category.clone(),
+                            source: None,
+                            quality: None,
+                        });
+                    }
+                    Err(err) => {
+                        let error = ImportError {
+                            file: self.file.to_string(),
+                            record: number,
+                            field: Some(field.into()),
+                            reason: err.to_string(),
+                        };
+                        self.report.reject(self.mode, error)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct MediaArray<'b, 'a, F>(&'b mut Importer<'a, F>);
+
+    impl<'de, F: FnMut(ImportedEntry)> DeserializeSeed<'de> for MediaArray<'_, '_, F> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+    }
+
+    impl<'de, F: FnMut(ImportedEntry)> Visitor<'de> for MediaArray<'_, '_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of VICS media records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.0.media_arrays += 1;
+            let mut number = 0;
+            while let Some(media) = seq.next_element::<VicsMedia>()? {
+                number += 1;
+                if let Err(err) = self.0.media(number, media) {
+                    self.0.rejected = Some(err);
+                    return Err(serde::de::Error::custom("strict import stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Document<'b, 'a, F>(&'b mut Importer<'a, F>);
+
+    impl<'de, F: FnMut(ImportedEntry)> Visitor<'de> for Document<'_, '_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a VICS JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "value" || key == "Media" {
+                    map.next_value_seed(MediaArray(&mut *self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut importer = Importer {
+        file,
+        kinds,
+        mode,
+        sink: &mut sink,
+        report: ImportReport::default(),
+        media_arrays: 0,
+        rejected: None,
+    };
+    let mut deserializer = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+    let parsed = deserializer.deserialize_map(Document(&mut importer)).and_then(|()| deserializer.end());
+    let fail = |reason: String| ImportError { file: file.to_string(), record: 0, field: None, reason };
+    if let Some(rejected) = importer.rejected {
+        return Err(rejected);
+    }
+    parsed.map_err(|e| fail(format!("not a VICS JSON document: {e}")))?;
+    if importer.media_arrays == 0 {
+        return Err(fail("no media array (expected a \"value\" or \"Media\" array)".into()));
+    }
+    Ok(importer.report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +490,68 @@ mod tests {
         let skipped: Vec<(u64, Option<&str>)> =
             report.skipped.iter().map(|e| (e.record, e.field.as_deref())).collect();
         assert_eq!(skipped, [(2, Some("md5")), (3, Some("quality")), (4, Some("md5"))]);
+    }
+
+    fn collect_vics(text: &str, mode: Mode) -> Result<(Vec<ImportedEntry>, ImportReport), ImportError> {
+        let mut entries = Vec::new();
+        let kinds = [HashKind::Md5, HashKind::Sha1, HashKind::PhotoDna];
+        let report = import_vics(text.as_bytes(), "vics.json", &kinds, mode, |e| entries.push(e))?;
+        Ok((entries, report))
+    }
+
+    #[test]
+    fn vics_odata_documents_stream_media_with_categories() {
+        let photodna = hex::encode([7u8; 144]);
+        let text = format!(
+            r#"{{"@odata.context":"http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media",
+               "value":[
+                 {{"MediaID":1,"Category":1,"MD5":"D41D8CD98F00B204E9800998ECF8427E","SHA1":"a9993e364706816aba3e25717850c26c9cd0d89d","MediaSize":0,"IsPrecategorized":"false"}},
+                 {{"MediaID":"m-2","Category":0,"MD5":"","PhotoDNA":"{photodna}","Tags":["x"]}}
+               ]}}"#
+        );
+        let (entries, report) = collect_vics(&text, Mode::Strict).unwrap();
+        assert_eq!(report.imported, 3);
+        let summary: Vec<(HashKind, Option<&str>, Option<&str>)> =
+            entries.iter().map(|e| (e.kind, e.id.as_deref(), e.category.as_deref())).collect();
+        assert_eq!(
+            summary,
+            [
+                (HashKind::Md5, Some("1"), Some("1")),
+                (HashKind::Sha1, Some("1"), Some("1")),
+                (HashKind::PhotoDna, Some("m-2"), Some("0")),
+            ]
+        );
+        assert_eq!(entries[2].value, vec![7u8; 144]);
+    }
+
+    #[test]
+    fn vics_version_one_media_arrays_and_kind_selection() {
+        let text = r#"{"Media":[{"MediaID":5,"Category":2,"MD5":"d41d8cd98f00b204e9800998ecf8427e","SHA1":"a9993e364706816aba3e25717850c26c9cd0d89d"}]}"#;
+        let mut entries = Vec::new();
+        let report =
+            import_vics(text.as_bytes(), "v1.json", &[HashKind::Sha1], Mode::Strict, |e| entries.push(e))
+                .unwrap();
+        assert_eq!(report.imported, 1);
+        assert_eq!(entries[0].kind, HashKind::Sha1);
+    }
+
+    #[test]
+    fn vics_bad_records_and_bad_documents() {
+        let text = r#"{"value":[{"MediaID":1,"MD5":"d41d8cd98f00b204e9800998ecf8427e"},{"MediaID":2,"MD5":"xyz"},{"MediaID":3,"SHA1":"a9993e364706816aba3e25717850c26c9cd0d89d"}]}"#;
+        let err = collect_vics(text, Mode::Strict).unwrap_err();
+        assert_eq!((err.record, err.field.as_deref()), (2, Some("MD5")));
+        let (entries, report) = collect_vics(text, Mode::Lenient).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(report.skipped.len(), 1);
+
+        for bad in [
+            r#"{"value":[{"MediaID":1,"MD5":"d41d8cd98f00b204e9800998ecf8427e"}"#,
+            "[]",
+            r#"{"other":1}"#,
+            "",
+        ] {
+            let err = collect_vics(bad, Mode::Lenient).unwrap_err();
+            assert_eq!(err.record, 0, "{bad}: {err}");
+        }
     }
 }

@@ -1,24 +1,33 @@
-//! From RGB pixels to PDQ's 64×64 luma grid: luma, two Jarosz box-filter passes, decimation.
+//! From pixels to PDQ's 64×64 luma grid: luma, two Jarosz box-filter passes, decimation.
 //!
 //! The reference blurs a full-size float copy of the image (box along every row, then along
 //! every column, twice) and then samples 64×64 points. Its results depend on f32 rounding in
 //! the running sums, so every output value here goes through exactly the same additions,
 //! subtractions and divisions in the same order. What changes is *when* and *where* they happen:
 //!
-//! - Rows stream through the filter top to bottom, so the working set is a few rows (a ring of
-//!   `window` rows for each column pass) instead of two full-image float buffers that a column
-//!   pass would walk against the grain.
-//! - Row passes run eight rows side by side, one per SIMD lane, in a transposed block
-//!   (`[column][lane]`); column passes run all columns side by side. Lanes never mix, so each
-//!   sum keeps its own order.
+//! - The image streams through in strips of 8 rows, so the working set is a few strip-sized
+//!   buffers and a ring of `window` rows for the column pass, instead of two full-image float
+//!   buffers that a column pass would walk against the grain (the reference's column passes
+//!   stride through the whole image, and at widths that are multiples of 1024 every step of
+//!   them lands on the same cache set).
+//! - A running sum along a row is a chain of dependent additions, so a row pass is bound by
+//!   latency, not throughput. The row passes walk the 8 rows of a strip together, 8
+//!   independent chains in flight, each in its own order. Their divisions do not feed back
+//!   into the sums, so they are done later, in a vectorised loop over columns.
+//! - Column passes run all columns side by side, a row at a time: plain vector code.
 //! - Only 64×64 values survive decimation. The second row pass still has to walk every element
 //!   of a row (a running sum's rounding depends on its whole history) but divides only at the 64
-//!   sampled columns, and the second column pass runs on those 64 columns only.
+//!   sampled columns, and stops after the last one; the second column pass runs on those 64
+//!   columns only.
+//! - The code is plain Rust; on x86-64 the same code is compiled a second time with AVX2
+//!   enabled and picked at run time. Both give identical bits: the same IEEE operations happen
+//!   either way (Rust never fuses a multiply and an add), only in wider registers.
 
-/// Rows processed side by side in a row pass.
-const LANES: usize = 8;
+/// Rows of a strip, filtered side by side in the row passes.
+const ROWS: usize = 8;
 
-type Lanes = [f32; LANES];
+/// One running sum per row of a strip.
+type Lanes = [f32; ROWS];
 
 /// The reference's luma weights, as f32 constants.
 const LUMA_R: f32 = 0.299;
@@ -27,6 +36,9 @@ const LUMA_B: f32 = 0.114;
 
 /// Output side of the grid.
 pub(crate) const GRID: usize = 64;
+
+/// The 64×64 grid, row-major.
+pub(crate) type Grid = [[f32; GRID]; GRID];
 
 /// The reference's box-filter window for a dimension reduced to 64: `ceil(dim / 128)`.
 fn window_size(dim: usize) -> usize {
@@ -48,12 +60,12 @@ fn luma(rgb: &[u8]) -> f32 {
 ///
 /// Input `t` is added at step `t`. Before the window is full (`t < window`) the divisor grows
 /// with each add; once it is full each add is followed by subtracting input `t - window`. The
-/// first output comes out after `half - 1` inputs, and the last `half - 1` outputs come after
-/// the inputs run out, each subtracting one more input and shrinking the divisor.
+/// first output comes out after `lead` inputs, and the last `lead` outputs come after the inputs
+/// run out, each subtracting one more input and shrinking the divisor.
 #[derive(Debug, Clone, Copy)]
 struct BoxSchedule {
     window: usize,
-    /// Inputs read before the first output.
+    /// Inputs read before the first output: `(window + 2) / 2 - 1`.
     lead: usize,
 }
 
@@ -62,319 +74,432 @@ impl BoxSchedule {
         let half = (window + 2) / 2;
         BoxSchedule { window, lead: half - 1 }
     }
+
+    /// The divisor of the output produced at input step `t` (while inputs last).
+    fn count_at(self, t: usize) -> f32 {
+        (t + 1).min(self.window) as f32
+    }
+
+    /// The divisor of output position `position` of `len`.
+    fn divisor(self, position: usize, len: usize) -> f32 {
+        let Self { window, lead } = self;
+        if position + lead < window {
+            (position + lead + 1) as f32
+        } else if position + lead < len {
+            window as f32
+        } else {
+            (window - 1 - (position + lead - len)) as f32
+        }
+    }
 }
 
 /// Reusable buffers for [`luma_grid`], so that hashing many images does not reallocate.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    /// Luma of a block of rows, transposed: `[column][lane]`.
-    block_in: Vec<Lanes>,
-    /// First row pass output for the block, transposed.
-    block_out: Vec<Lanes>,
+    /// Luma of the current strip: `ROWS` rows of `width`, [`row_stride`] apart.
+    luma: Vec<f32>,
+    /// First row pass running sums for the strip (divided when the column pass reads them).
+    first_rows: Vec<f32>,
+    /// First column pass outputs waiting for the second row pass, `ROWS` rows.
+    first_cols: Vec<f32>,
+    /// The divisor of each output position of the first row pass.
+    row_divisors: Vec<f32>,
     /// Running sums of the first column pass, one per column.
     col_sums: Vec<f32>,
-    /// The last `window` inputs of the first column pass, row-major.
+    /// The last `window` inputs of the first column pass, row `r` in slot `r % window`.
     col_ring: Vec<f32>,
-    /// One output row of the first column pass.
-    col_row: Vec<f32>,
-    /// Column-pass outputs gathered for the second row pass, transposed.
-    block_second: Vec<Lanes>,
+    /// Running sums and ring of the second column pass (64 columns).
+    grid_sums: Vec<f32>,
+    grid_ring: Vec<f32>,
 }
 
-/// Computes the blurred, decimated 64×64 luma grid of an RGB image, exactly as the reference
-/// does with two Jarosz passes. `rgb` is row-major RGB8 of `width × height`, both ≥ 1.
+/// Computes the blurred, decimated 64×64 luma grid of an image, exactly as the reference does
+/// with two Jarosz passes, for an image of `width × height` (both ≥ 1). `simd` allows
+/// CPU-specific code (same bits; `false` is for testing the portable path).
 pub(crate) fn luma_grid(
-    rgb: &[u8],
+    source: Source<'_>,
     width: usize,
     height: usize,
     scratch: &mut Scratch,
-) -> [[f32; GRID]; GRID] {
-    debug_assert_eq!(rgb.len(), width * height * 3);
+    simd: bool,
+) -> Grid {
+    assert!(width > 0 && height > 0, "empty image");
+    match source {
+        Source::Rgb(rgb) => {
+            assert_eq!(Some(rgb.len()), width.checked_mul(height).and_then(|n| n.checked_mul(3)), "RGB size")
+        }
+        Source::Luma(luma) => assert_eq!(Some(luma.len()), width.checked_mul(height), "luma size"),
+    }
+    #[cfg(target_arch = "x86_64")]
+    if simd && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: `luma_grid_avx2` only requires AVX2, which the CPU was just checked to have.
+        return unsafe { luma_grid_avx2(source, width, height, scratch) };
+    }
+    let _ = simd;
+    luma_grid_impl(source, width, height, scratch)
+}
+
+/// Where the luma comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// Row-major RGB8, converted with the reference's weights.
+    Rgb(&'a [u8]),
+    /// Row-major luma, used as it is.
+    Luma(&'a [f32]),
+}
+
+/// [`luma_grid_impl`] compiled for AVX2: the column-wise loops use 256-bit registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn luma_grid_avx2(source: Source<'_>, width: usize, height: usize, scratch: &mut Scratch) -> Grid {
+    luma_grid_impl(source, width, height, scratch)
+}
+
+#[inline(always)]
+fn luma_grid_impl(source: Source<'_>, width: usize, height: usize, scratch: &mut Scratch) -> Grid {
     let row_schedule = BoxSchedule::new(window_size(width));
     let col_schedule = BoxSchedule::new(window_size(height));
     let sample_cols: [usize; GRID] = std::array::from_fn(|j| sample_index(j, width));
     let sample_rows: [usize; GRID] = std::array::from_fn(|i| sample_index(i, height));
 
-    scratch.block_in.clear();
-    scratch.block_in.resize(width, [0.0; LANES]);
-    scratch.block_out.clear();
-    scratch.block_out.resize(width, [0.0; LANES]);
-    scratch.block_second.clear();
-    scratch.block_second.resize(width, [0.0; LANES]);
-    scratch.col_row.clear();
-    scratch.col_row.resize(width, 0.0);
-    let Scratch { block_in, block_out, col_sums, col_ring, col_row, block_second } = scratch;
+    let Scratch { luma, first_rows, first_cols, row_divisors, col_sums, col_ring, grid_sums, grid_ring } =
+        scratch;
+    let stride = row_stride(width);
+    reset(luma, ROWS * stride, 0.0);
+    reset(first_rows, ROWS * stride, 0.0);
+    reset(first_cols, ROWS * stride, 0.0);
+    reset(col_sums, width, 0.0);
+    reset(col_ring, col_schedule.window * width, 0.0);
+    row_divisors.clear();
+    row_divisors.extend((0..width).map(|c| row_schedule.divisor(c, width)));
 
-    let mut first_cols = ColumnBox::new(col_schedule, width, height, col_sums, col_ring);
-    let mut second_rows =
-        SecondRowPass { block: block_second, filled: 0, schedule: row_schedule, sample_cols };
-    let mut second_cols_sums = Vec::new();
-    let mut second_cols_ring = Vec::new();
-    let mut second_cols =
-        ColumnBox::new(col_schedule, GRID, height, &mut second_cols_sums, &mut second_cols_ring);
     let mut grid = [[0.0f32; GRID]; GRID];
-    let mut emit = |row: usize, values: &[f32]| {
-        for (i, &sampled) in sample_rows.iter().enumerate() {
-            if sampled == row {
-                grid[i].copy_from_slice(values);
-            }
+    let mut second_cols = GridColumnPass::new(col_schedule, height, grid_sums, grid_ring);
+    // First-column-pass output rows gathered in `first_cols` for the second row pass.
+    let mut pending = 0;
+    let mut second_pass = |first_cols: &[f32], count: usize, grid: &mut Grid| {
+        let sampled = second_row_pass(first_cols, stride, width, row_schedule, &sample_cols);
+        for row in &sampled[..count] {
+            second_cols.push(row, &sample_rows, grid);
         }
     };
 
-    let mut feed_second_rows = |row: &[f32], second_rows: &mut SecondRowPass, second_cols: &mut ColumnBox| {
-        if let Some(outputs) = second_rows.push(row) {
-            for out in outputs.iter().take(LANES) {
-                second_cols.push(out, &mut emit);
+    let BoxSchedule { window, lead } = col_schedule;
+    let mut top = 0;
+    while top < height {
+        let count = ROWS.min(height - top);
+        luma_strip(source, width, top, count, luma, stride);
+        first_row_pass(luma, first_rows, stride, width, row_schedule);
+        // The first column pass, a row at a time, all columns side by side. Its inputs are the
+        // first row pass's outputs, whose division is done here, on the way in.
+        for (r, sums) in first_rows.chunks_exact(stride).take(count).enumerate() {
+            let t = top + r;
+            let slot = &mut col_ring[(t % window) * width..][..width];
+            let inputs = sums[..width].iter().zip(row_divisors.iter()).map(|(&sum, &divisor)| sum / divisor);
+            if t < window {
+                for ((sum, x), stored) in col_sums.iter_mut().zip(inputs).zip(slot.iter_mut()) {
+                    *sum += x;
+                    *stored = x;
+                }
+            } else {
+                for ((sum, x), stored) in col_sums.iter_mut().zip(inputs).zip(slot.iter_mut()) {
+                    *sum += x;
+                    *sum -= *stored;
+                    *stored = x;
+                }
+            }
+            if t >= lead {
+                let divisor = col_schedule.count_at(t);
+                let out = &mut first_cols[pending * stride..][..width];
+                for (o, &sum) in out.iter_mut().zip(col_sums.iter()) {
+                    *o = sum / divisor;
+                }
+                pending += 1;
+                if pending == ROWS {
+                    second_pass(first_cols, ROWS, &mut grid);
+                    pending = 0;
+                }
             }
         }
-    };
-
-    let mut row_start = 0;
-    while row_start < height {
-        let rows = LANES.min(height - row_start);
-        // Luma of up to eight rows, transposed so that each row is a lane.
-        for lane in 0..rows {
-            let row = &rgb[(row_start + lane) * width * 3..][..width * 3];
-            for (cell, pixel) in block_in.iter_mut().zip(row.chunks_exact(3)) {
-                cell[lane] = luma(pixel);
-            }
-        }
-        box_along_lanes(block_in, block_out, row_schedule);
-        for lane in 0..rows {
-            for (dst, src) in col_row.iter_mut().zip(block_out.iter()) {
-                *dst = src[lane];
-            }
-            first_cols.push(col_row, &mut |_, out: &[f32]| {
-                feed_second_rows(out, &mut second_rows, &mut second_cols);
-            });
-        }
-        row_start += rows;
+        top += count;
     }
-    first_cols.finish(&mut |_, out: &[f32]| feed_second_rows(out, &mut second_rows, &mut second_cols));
-    if let Some((outputs, count)) = second_rows.flush() {
-        for out in outputs.iter().take(count) {
-            second_cols.push(out, &mut emit);
+    // The last `lead` outputs of the first column pass come from subtracting alone.
+    for p in 0..lead {
+        let old = &col_ring[((height - window + p) % window) * width..][..width];
+        for (sum, &x) in col_sums.iter_mut().zip(old) {
+            *sum -= x;
+        }
+        let divisor = (window - 1 - p) as f32;
+        let out = &mut first_cols[pending * stride..][..width];
+        for (o, &sum) in out.iter_mut().zip(col_sums.iter()) {
+            *o = sum / divisor;
+        }
+        pending += 1;
+        if pending == ROWS {
+            second_pass(first_cols, ROWS, &mut grid);
+            pending = 0;
         }
     }
-    second_cols.finish(&mut emit);
+    if pending > 0 {
+        second_pass(first_cols, pending, &mut grid);
+    }
+    second_cols.finish(&sample_rows, &mut grid);
     grid
 }
 
-/// The first row pass: a full box filter along each lane's row, every output kept.
-fn box_along_lanes(input: &[Lanes], output: &mut [Lanes], schedule: BoxSchedule) {
-    let BoxSchedule { window, lead } = schedule;
-    let len = input.len();
-    let mut sum: Lanes = [0.0; LANES];
-    let mut count = 0usize;
-    for x in &input[..lead] {
-        add(&mut sum, x);
-        count += 1;
+/// The distance between the rows of a strip, in floats. The row passes walk all `ROWS` rows
+/// of a strip at once, so their addresses must not share L1 cache sets: row `r` starts
+/// `r · 576` bytes (mod 4 KiB) after row 0, spreading the rows evenly over the sets.
+fn row_stride(width: usize) -> usize {
+    const PERIOD: usize = 1024; // floats in 4 KiB
+    const OFFSET: usize = PERIOD / ROWS + 16;
+    let base = width.next_multiple_of(PERIOD);
+    if base - PERIOD + OFFSET >= width { base - PERIOD + OFFSET } else { base + OFFSET }
+}
+
+fn reset<T: Copy>(buffer: &mut Vec<T>, len: usize, value: T) {
+    buffer.clear();
+    buffer.resize(len, value);
+}
+
+/// Luma of rows `top..top + count` into `rows` (`ROWS` rows, `stride` apart; rows beyond
+/// `count` are left as they are: they are filtered but never read back).
+#[inline(always)]
+fn luma_strip(source: Source<'_>, width: usize, top: usize, count: usize, rows: &mut [f32], stride: usize) {
+    for (lane, out) in rows.chunks_exact_mut(stride).enumerate().take(count) {
+        let out = &mut out[..width];
+        match source {
+            Source::Luma(luma) => out.copy_from_slice(&luma[(top + lane) * width..][..width]),
+            Source::Rgb(rgb) => {
+                let pixels = &rgb[(top + lane) * width * 3..][..width * 3];
+                // Eight pixels at a time, so the deinterleave and the conversions vectorise.
+                let mut chunks = pixels.chunks_exact(3 * 8);
+                let mut outs = out.chunks_exact_mut(8);
+                for (chunk, out8) in (&mut chunks).zip(&mut outs) {
+                    let r: [f32; 8] = std::array::from_fn(|k| chunk[3 * k] as f32);
+                    let g: [f32; 8] = std::array::from_fn(|k| chunk[3 * k + 1] as f32);
+                    let b: [f32; 8] = std::array::from_fn(|k| chunk[3 * k + 2] as f32);
+                    for k in 0..8 {
+                        out8[k] = LUMA_R * r[k] + LUMA_G * g[k] + LUMA_B * b[k];
+                    }
+                }
+                for (cell, pixel) in outs.into_remainder().iter_mut().zip(chunks.remainder().chunks_exact(3))
+                {
+                    *cell = luma(pixel);
+                }
+            }
+        }
     }
-    for t in lead..window {
-        add(&mut sum, &input[t]);
-        count += 1;
-        divide_into(&mut output[t - lead], &sum, count as f32);
+}
+
+/// The rows of a strip as `ROWS` slices of `width`, `stride` apart.
+#[inline(always)]
+fn split_rows(buffer: &[f32], stride: usize, width: usize) -> [&[f32]; ROWS] {
+    std::array::from_fn(|r| &buffer[r * stride..][..width])
+}
+
+/// Phase 3 of the box filter on every row of a strip, inputs `from..to`: add the new input,
+/// subtract the one leaving the window. The rows are independent chains, interleaved so that
+/// their additions overlap in the pipeline.
+// The rows are indexed side by side on purpose: one step of every chain per iteration.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn slide(
+    rows: &[&[f32]; ROWS],
+    sums: &mut Lanes,
+    window: usize,
+    from: usize,
+    to: usize,
+    mut emit: impl FnMut(usize, &Lanes),
+) {
+    for t in from..to {
+        for r in 0..ROWS {
+            sums[r] += rows[r][t];
+            sums[r] -= rows[r][t - window];
+        }
+        emit(t, sums);
+    }
+}
+
+/// The first row pass on a strip, every output kept: `output` gets the running sums, to be
+/// divided by [`BoxSchedule::divisor`] by the consumer (the division does not feed back into
+/// the sum, so doing it later, in a vectorised loop, changes nothing).
+// The rows are indexed side by side on purpose: one step of every chain per iteration.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn first_row_pass(input: &[f32], output: &mut [f32], stride: usize, width: usize, schedule: BoxSchedule) {
+    let BoxSchedule { window, lead } = schedule;
+    let rows = split_rows(input, stride, width);
+    let mut outs: [&mut [f32]; ROWS] = {
+        let mut chunks = output.chunks_exact_mut(stride);
+        std::array::from_fn(|_| &mut chunks.next().unwrap()[..width])
+    };
+    let mut sums: Lanes = [0.0; ROWS];
+    for t in 0..window {
+        for r in 0..ROWS {
+            sums[r] += rows[r][t];
+        }
+        if t >= lead {
+            for r in 0..ROWS {
+                outs[r][t - lead] = sums[r];
+            }
+        }
+    }
+    slide(&rows, &mut sums, window, window, width, |t, sums| {
+        for r in 0..ROWS {
+            outs[r][t - lead] = sums[r];
+        }
+    });
+    for p in 0..lead {
+        for r in 0..ROWS {
+            sums[r] -= rows[r][width - window + p];
+            outs[r][width - lead + p] = sums[r];
+        }
+    }
+}
+
+/// The second row pass on up to `ROWS` first-column-pass output rows: the running sums walk
+/// every column, but only the 64 sampled columns are divided out. Returns `[row][sample]`.
+// The rows are indexed side by side on purpose: one step of every chain per iteration.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn second_row_pass(
+    input: &[f32],
+    stride: usize,
+    width: usize,
+    schedule: BoxSchedule,
+    cols: &[usize; GRID],
+) -> [[f32; GRID]; ROWS] {
+    let BoxSchedule { window, lead } = schedule;
+    let rows = split_rows(input, stride, width);
+    let mut sampled = [[0.0f32; GRID]; ROWS];
+    let mut next = 0; // next sample to fill; sample columns are non-decreasing
+    // Divides out every sample at output `position` (columns repeat when width < 64).
+    let mut record = |next: &mut usize, position: usize, sums: &Lanes, divisor: f32| {
+        while *next < GRID && cols[*next] == position {
+            for r in 0..ROWS {
+                sampled[r][*next] = sums[r] / divisor;
+            }
+            *next += 1;
+        }
+    };
+    let mut sums: Lanes = [0.0; ROWS];
+    for t in 0..window {
+        for r in 0..ROWS {
+            sums[r] += rows[r][t];
+        }
+        if t >= lead {
+            record(&mut next, t - lead, &sums, (t + 1) as f32);
+        }
     }
     let full = window as f32;
-    for t in window..len {
-        add(&mut sum, &input[t]);
-        subtract(&mut sum, &input[t - window]);
-        divide_into(&mut output[t - lead], &sum, full);
+    // Between samples only the running sums are needed. Output position `col` is produced by
+    // the step that adds input `col + lead`.
+    let mut t = window;
+    while let Some(&col) = cols.get(next) {
+        let step = col + lead;
+        if step >= width {
+            break; // produced after the inputs run out
+        }
+        slide(&rows, &mut sums, window, t, step + 1, |_, _| {});
+        t = step + 1;
+        record(&mut next, col, &sums, full);
     }
-    for p in 0..lead {
-        subtract(&mut sum, &input[len - window + p]);
-        count -= 1;
-        divide_into(&mut output[len - lead + p], &sum, count as f32);
-    }
-}
-
-/// The second row pass: gathers column-pass output rows eight at a time (transposed), then
-/// runs the box filter along them, dividing only at the 64 sampled columns.
-struct SecondRowPass<'a> {
-    block: &'a mut Vec<Lanes>,
-    filled: usize,
-    schedule: BoxSchedule,
-    sample_cols: [usize; GRID],
-}
-
-impl SecondRowPass<'_> {
-    /// Adds a row; once eight are gathered, returns their 64 sampled outputs each.
-    fn push(&mut self, row: &[f32]) -> Option<[[f32; GRID]; LANES]> {
-        let lane = self.filled;
-        for (cell, &value) in self.block.iter_mut().zip(row) {
-            cell[lane] = value;
-        }
-        self.filled += 1;
-        (self.filled == LANES).then(|| {
-            self.filled = 0;
-            self.filter()
-        })
-    }
-
-    /// Filters a partly filled last block: its outputs and how many rows are real.
-    fn flush(&mut self) -> Option<([[f32; GRID]; LANES], usize)> {
-        let count = std::mem::take(&mut self.filled);
-        (count > 0).then(|| (self.filter(), count))
-    }
-
-    fn filter(&self) -> [[f32; GRID]; LANES] {
-        let BoxSchedule { window, lead } = self.schedule;
-        let input = &self.block[..];
-        let len = input.len();
-        let mut sampled: [Lanes; GRID] = [[0.0; LANES]; GRID];
-        let mut next = 0; // next sample to fill; sample columns are non-decreasing
-        // Divides out every sample at `position` (equal columns repeat when width < 64).
-        let cols = &self.sample_cols;
-        let record =
-            |next: &mut usize, sampled: &mut [Lanes; GRID], position: usize, sum: &Lanes, divisor: f32| {
-                while *next < GRID && cols[*next] == position {
-                    divide_into(&mut sampled[*next], sum, divisor);
-                    *next += 1;
-                }
-            };
-        let mut sum: Lanes = [0.0; LANES];
-        let mut count = 0usize;
-        for x in &input[..lead] {
-            add(&mut sum, x);
-            count += 1;
-        }
-        for (position, x) in input[lead..window].iter().enumerate() {
-            add(&mut sum, x);
-            count += 1;
-            record(&mut next, &mut sampled, position, &sum, count as f32);
-        }
-        let full = window as f32;
-        // Between samples only the running sum is needed: no division, no branch. Output
-        // position `col` is produced by the step that adds input `col + lead`.
-        let mut t = window;
-        while let Some(&col) = self.sample_cols.get(next) {
-            let step = col + lead;
-            if step >= len {
-                break; // produced after the inputs run out
-            }
-            while t <= step {
-                add(&mut sum, &input[t]);
-                subtract(&mut sum, &input[t - window]);
-                t += 1;
-            }
-            record(&mut next, &mut sampled, col, &sum, full);
-        }
-        while t < len {
-            add(&mut sum, &input[t]);
-            subtract(&mut sum, &input[t - window]);
-            t += 1;
-        }
+    if next < GRID {
+        slide(&rows, &mut sums, window, t, width, |_, _| {});
         for p in 0..lead {
-            subtract(&mut sum, &input[len - window + p]);
-            count -= 1;
-            record(&mut next, &mut sampled, len - lead + p, &sum, count as f32);
+            for r in 0..ROWS {
+                sums[r] -= rows[r][width - window + p];
+            }
+            record(&mut next, width - lead + p, &sums, (window - 1 - p) as f32);
         }
-        std::array::from_fn(|lane| std::array::from_fn(|j| sampled[j][lane]))
     }
+    sampled
 }
 
-/// A box filter down columns, fed one row at a time, all columns side by side.
-struct ColumnBox<'a> {
+/// The second column pass, on the 64 sampled columns only, writing the sampled rows to the grid.
+struct GridColumnPass<'a> {
     schedule: BoxSchedule,
-    len: usize,
+    height: usize,
     step: usize,
-    count: usize,
     sums: &'a mut Vec<f32>,
     /// Input rows `step - window .. step`, row `r` in slot `r % window`.
     ring: &'a mut Vec<f32>,
-    width: usize,
-    out: Vec<f32>,
+    /// Next grid row to fill.
+    next: usize,
 }
 
-impl<'a> ColumnBox<'a> {
+impl<'a> GridColumnPass<'a> {
     fn new(
         schedule: BoxSchedule,
-        width: usize,
-        len: usize,
+        height: usize,
         sums: &'a mut Vec<f32>,
         ring: &'a mut Vec<f32>,
-    ) -> ColumnBox<'a> {
-        sums.clear();
-        sums.resize(width, 0.0);
-        ring.clear();
-        ring.resize(width * schedule.window, 0.0);
-        ColumnBox { schedule, len, step: 0, count: 0, sums, ring, width, out: vec![0.0; width] }
+    ) -> GridColumnPass<'a> {
+        reset(sums, GRID, 0.0);
+        reset(ring, GRID * schedule.window, 0.0);
+        GridColumnPass { schedule, height, step: 0, sums, ring, next: 0 }
     }
 
-    /// Adds input row `step`, calling `emit(output_row, values)` when an output is ready.
-    fn push(&mut self, row: &[f32], emit: &mut impl FnMut(usize, &[f32])) {
+    /// Copies out the sums as output row `row` if that row is sampled (rows can repeat).
+    fn record(&mut self, row: usize, divisor: f32, sample_rows: &[usize; GRID], grid: &mut Grid) {
+        while self.next < GRID && sample_rows[self.next] == row {
+            for (cell, &sum) in grid[self.next].iter_mut().zip(self.sums.iter()) {
+                *cell = sum / divisor;
+            }
+            self.next += 1;
+        }
+    }
+
+    /// Adds input row `step`.
+    fn push(&mut self, row: &[f32; GRID], sample_rows: &[usize; GRID], grid: &mut Grid) {
         let BoxSchedule { window, lead } = self.schedule;
         let t = self.step;
-        let slot = &mut self.ring[(t % window) * self.width..][..self.width];
-        if t < window {
-            for (sum, &x) in self.sums.iter_mut().zip(row) {
-                *sum += x;
-            }
-            self.count += 1;
-        } else {
-            for ((sum, &x), &old) in self.sums.iter_mut().zip(row).zip(slot.iter()) {
-                *sum += x;
+        let slot = &mut self.ring[(t % window) * GRID..][..GRID];
+        for (sum, &x) in self.sums.iter_mut().zip(row) {
+            *sum += x;
+        }
+        if t >= window {
+            for (sum, &old) in self.sums.iter_mut().zip(slot.iter()) {
                 *sum -= old;
             }
         }
-        slot.copy_from_slice(&row[..self.width]);
+        slot.copy_from_slice(row);
         self.step += 1;
         if t >= lead {
-            let divisor = self.count as f32;
-            for (out, &sum) in self.out.iter_mut().zip(self.sums.iter()) {
-                *out = sum / divisor;
-            }
-            emit(t - lead, &self.out);
+            self.record(t - lead, self.schedule.count_at(t), sample_rows, grid);
         }
     }
 
-    /// Emits the last outputs, after every input row has been pushed.
-    fn finish(&mut self, emit: &mut impl FnMut(usize, &[f32])) {
+    /// The last outputs, after every input row has been pushed.
+    fn finish(&mut self, sample_rows: &[usize; GRID], grid: &mut Grid) {
         let BoxSchedule { window, lead } = self.schedule;
-        debug_assert_eq!(self.step, self.len);
+        debug_assert_eq!(self.step, self.height);
         for p in 0..lead {
-            let old_row = self.len - window + p;
-            let slot = &self.ring[(old_row % window) * self.width..][..self.width];
-            for (sum, &old) in self.sums.iter_mut().zip(slot) {
+            let old_row = self.height - window + p;
+            for (sum, &old) in self.sums.iter_mut().zip(&self.ring[(old_row % window) * GRID..][..GRID]) {
                 *sum -= old;
             }
-            self.count -= 1;
-            let divisor = self.count as f32;
-            for (out, &sum) in self.out.iter_mut().zip(self.sums.iter()) {
-                *out = sum / divisor;
-            }
-            emit(self.len - lead + p, &self.out);
+            self.record(self.height - lead + p, (window - 1 - p) as f32, sample_rows, grid);
         }
-    }
-}
-
-#[inline(always)]
-fn add(sum: &mut Lanes, x: &Lanes) {
-    for (s, v) in sum.iter_mut().zip(x) {
-        *s += v;
-    }
-}
-
-#[inline(always)]
-fn subtract(sum: &mut Lanes, x: &Lanes) {
-    for (s, v) in sum.iter_mut().zip(x) {
-        *s -= v;
-    }
-}
-
-#[inline(always)]
-fn divide_into(out: &mut Lanes, sum: &Lanes, divisor: f32) {
-    for (o, s) in out.iter_mut().zip(sum) {
-        *o = s / divisor;
     }
 }
 
 /// The reference's 64×64 input shortcut for the single hash: the luma as it is, unblurred.
-pub(crate) fn luma_grid_unfiltered(rgb: &[u8]) -> [[f32; GRID]; GRID] {
+pub(crate) fn luma_grid_unfiltered(source: Source<'_>) -> Grid {
     let mut grid = [[0.0f32; GRID]; GRID];
-    for (row, pixels) in grid.iter_mut().zip(rgb.chunks_exact(GRID * 3)) {
-        for (cell, pixel) in row.iter_mut().zip(pixels.chunks_exact(3)) {
-            *cell = luma(pixel);
+    match source {
+        Source::Rgb(rgb) => {
+            for (row, pixels) in grid.iter_mut().zip(rgb.chunks_exact(GRID * 3)) {
+                for (cell, pixel) in row.iter_mut().zip(pixels.chunks_exact(3)) {
+                    *cell = luma(pixel);
+                }
+            }
+        }
+        Source::Luma(luma) => {
+            for (row, values) in grid.iter_mut().zip(luma.chunks_exact(GRID)) {
+                row.copy_from_slice(values);
+            }
         }
     }
     grid
@@ -462,20 +587,28 @@ mod tests {
             (1000, 17),
             (640, 480),
             (3, 1000),
+            (1, 1),
+            (9, 4500),
+            (4500, 9),
         ];
         for (seed, (width, height)) in sizes.into_iter().enumerate() {
             let rgb = noise(width * height * 3, seed as u64 + 7);
             let expected = reference_grid(&rgb, width, height);
-            let got = luma_grid(&rgb, width, height, &mut Scratch::default());
-            for i in 0..GRID {
-                for j in 0..GRID {
-                    assert_eq!(
-                        got[i][j].to_bits(),
-                        expected[i][j].to_bits(),
-                        "{width}x{height} at ({i},{j}): {} vs {}",
-                        got[i][j],
-                        expected[i][j]
-                    );
+            let luma: Vec<f32> = rgb.chunks_exact(3).map(luma).collect();
+            for simd in [false, true] {
+                for source in [Source::Rgb(&rgb), Source::Luma(&luma)] {
+                    let got = luma_grid(source, width, height, &mut Scratch::default(), simd);
+                    for i in 0..GRID {
+                        for j in 0..GRID {
+                            assert_eq!(
+                                got[i][j].to_bits(),
+                                expected[i][j].to_bits(),
+                                "{width}x{height} simd={simd} at ({i},{j}): {} vs {}",
+                                got[i][j],
+                                expected[i][j]
+                            );
+                        }
+                    }
                 }
             }
         }

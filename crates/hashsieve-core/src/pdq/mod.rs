@@ -175,16 +175,29 @@ impl Dihedral {
 }
 
 /// A PDQ hasher that keeps its working buffers between images, so that hashing many images
-/// allocates only when an image is wider than any before it.
-#[derive(Debug, Default)]
+/// allocates only when an image is wider or taller than any before it.
+#[derive(Debug)]
 pub struct PdqHasher {
     scratch: downsample::Scratch,
+    simd: bool,
+}
+
+impl Default for PdqHasher {
+    fn default() -> PdqHasher {
+        PdqHasher::new()
+    }
 }
 
 impl PdqHasher {
-    /// A hasher with empty buffers.
+    /// A hasher with empty buffers, using the fastest code the CPU supports.
     pub fn new() -> PdqHasher {
-        PdqHasher::default()
+        PdqHasher { scratch: downsample::Scratch::default(), simd: true }
+    }
+
+    /// A hasher that never uses CPU-specific instructions. It gives the same bits as
+    /// [`PdqHasher::new`], more slowly; it exists so that tests can check exactly that.
+    pub fn portable() -> PdqHasher {
+        PdqHasher { scratch: downsample::Scratch::default(), simd: false }
     }
 
     /// The hash and quality of a row-major RGB8 image.
@@ -192,17 +205,8 @@ impl PdqHasher {
     /// # Panics
     /// If `rgb.len() != width * height * 3`.
     pub fn hash_rgb(&mut self, rgb: &[u8], width: usize, height: usize) -> PdqOutput {
-        check_len(rgb, width, height);
-        if width < MIN_DIMENSION || height < MIN_DIMENSION {
-            return PdqOutput { hash: PdqHash([0; 32]), quality: 0 };
-        }
-        // The reference's single-hash path takes a 64×64 image as its own grid, unfiltered.
-        let grid = if width == downsample::GRID && height == downsample::GRID {
-            downsample::luma_grid_unfiltered(rgb)
-        } else {
-            downsample::luma_grid(rgb, width, height, &mut self.scratch)
-        };
-        PdqOutput { hash: PdqHash(dct::to_bits(&dct::dct_16x16(&grid))), quality: dct::quality(&grid) }
+        check_len(rgb.len(), width, height, 3);
+        self.hash(downsample::Source::Rgb(rgb), width, height)
     }
 
     /// The eight dihedral hashes and the quality of a row-major RGB8 image.
@@ -210,28 +214,75 @@ impl PdqHasher {
     /// # Panics
     /// If `rgb.len() != width * height * 3`.
     pub fn dihedral_rgb(&mut self, rgb: &[u8], width: usize, height: usize) -> PdqDihedral {
-        check_len(rgb, width, height);
+        check_len(rgb.len(), width, height, 3);
+        self.dihedral(downsample::Source::Rgb(rgb), width, height)
+    }
+
+    /// The hash and quality of a row-major image given as luma, one f32 per pixel, as the
+    /// reference's `pdqHash256FromFloatLuma` takes it. With luma computed as
+    /// `(0.299·R + 0.587·G) + 0.114·B` in f32 this equals [`PdqHasher::hash_rgb`]; greyscale
+    /// pixels can be passed as their value.
+    ///
+    /// # Panics
+    /// If `luma.len() != width * height`.
+    pub fn hash_luma(&mut self, luma: &[f32], width: usize, height: usize) -> PdqOutput {
+        check_len(luma.len(), width, height, 1);
+        self.hash(downsample::Source::Luma(luma), width, height)
+    }
+
+    /// The eight dihedral hashes and the quality of an image given as luma (see
+    /// [`PdqHasher::hash_luma`]).
+    ///
+    /// # Panics
+    /// If `luma.len() != width * height`.
+    pub fn dihedral_luma(&mut self, luma: &[f32], width: usize, height: usize) -> PdqDihedral {
+        check_len(luma.len(), width, height, 1);
+        self.dihedral(downsample::Source::Luma(luma), width, height)
+    }
+
+    fn hash(&mut self, source: downsample::Source<'_>, width: usize, height: usize) -> PdqOutput {
+        if width < MIN_DIMENSION || height < MIN_DIMENSION {
+            return PdqOutput { hash: PdqHash([0; 32]), quality: 0 };
+        }
+        // The reference's single-hash path takes a 64×64 image as its own grid, unfiltered.
+        let grid = if width == downsample::GRID && height == downsample::GRID {
+            downsample::luma_grid_unfiltered(source)
+        } else {
+            downsample::luma_grid(source, width, height, &mut self.scratch, self.simd)
+        };
+        PdqOutput { hash: PdqHash(dct::to_bits(&dct::dct_16x16(&grid))), quality: dct::quality(&grid) }
+    }
+
+    fn dihedral(&mut self, source: downsample::Source<'_>, width: usize, height: usize) -> PdqDihedral {
         if width < MIN_DIMENSION || height < MIN_DIMENSION {
             return PdqDihedral { hashes: [PdqHash([0; 32]); 8], quality: 0 };
         }
-        let grid = downsample::luma_grid(rgb, width, height, &mut self.scratch);
+        let grid = downsample::luma_grid(source, width, height, &mut self.scratch, self.simd);
         let variants = dct::dihedral(&dct::dct_16x16(&grid));
         PdqDihedral { hashes: variants.map(|c| PdqHash(dct::to_bits(&c))), quality: dct::quality(&grid) }
     }
 }
 
-fn check_len(rgb: &[u8], width: usize, height: usize) {
-    let expected = width.checked_mul(height).and_then(|n| n.checked_mul(3));
-    assert_eq!(Some(rgb.len()), expected, "RGB buffer length does not match {width}x{height}");
+/// Panics unless `len == width * height * channels` (without overflow).
+fn check_len(len: usize, width: usize, height: usize, channels: usize) {
+    let expected = width.checked_mul(height).and_then(|n| n.checked_mul(channels));
+    assert_eq!(Some(len), expected, "buffer length does not match {width}x{height}x{channels}");
 }
 
-/// The hash and quality of a row-major RGB8 image (see [`PdqHasher::hash_rgb`]).
+/// The hash and quality of a row-major RGB8 image (see [`PdqHasher::hash_rgb`]). To hash many
+/// images, keep a [`PdqHasher`] instead, which reuses its buffers.
+///
+/// # Panics
+/// If `rgb.len() != width * height * 3`.
 pub fn hash_rgb(rgb: &[u8], width: usize, height: usize) -> PdqOutput {
     PdqHasher::new().hash_rgb(rgb, width, height)
 }
 
 /// The eight dihedral hashes and the quality of a row-major RGB8 image (see
 /// [`PdqHasher::dihedral_rgb`]).
+///
+/// # Panics
+/// If `rgb.len() != width * height * 3`.
 pub fn dihedral_rgb(rgb: &[u8], width: usize, height: usize) -> PdqDihedral {
     PdqHasher::new().dihedral_rgb(rgb, width, height)
 }
