@@ -12,7 +12,8 @@ threads=${THREADS:-"1 2"}
 cargo build --release -q -p hashsieve-cli
 bin=target/release/hashsieve
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+result=$(mktemp)
+trap 'rm -rf "$work" "$result"' EXIT
 for i in $(seq 1 "$copies"); do
   mkdir -p "$work/$i"
   cp "$vectors"/images/*.png "$vectors"/jpeg/*.jpg "$work/$i/"
@@ -30,8 +31,8 @@ for t in $threads; do
     "$bin" hash --threads "$t" "$work" >/dev/null 2>&1
     end=$(date +%s.%N)
     awk -v a="$start" -v b="$end" 'BEGIN {print b - a}'
-  done | median >"$work/median"
-  secs=$(cat "$work/median")
+  done | median >"$result"
+  secs=$(cat "$result")
   [ -n "$base" ] || base=$secs
   awk -v t="$t" -v s="$secs" -v n="$count" -v b="$base" 'BEGIN {printf "%-8s %12.3f %14.1f %9.2fx\n", t, s, n / s, b / s}'
 done
