@@ -184,6 +184,20 @@ fn luma_grid_impl(source: Source<'_>, width: usize, height: usize, scratch: &mut
         }
     };
 
+    // Divides one output row of the first column pass into the strip gathered for the second
+    // row pass, and runs that pass once the strip is full.
+    let mut emit_first_col_row = |col_sums: &[f32], divisor: f32| {
+        let out = &mut first_cols[pending * stride..][..width];
+        for (o, &sum) in out.iter_mut().zip(col_sums) {
+            *o = sum / divisor;
+        }
+        pending += 1;
+        if pending == ROWS {
+            second_pass(first_cols, ROWS, &mut grid);
+            pending = 0;
+        }
+    };
+
     let BoxSchedule { window, lead } = col_schedule;
     let mut top = 0;
     while top < height {
@@ -209,16 +223,7 @@ fn luma_grid_impl(source: Source<'_>, width: usize, height: usize, scratch: &mut
                 }
             }
             if t >= lead {
-                let divisor = col_schedule.count_at(t);
-                let out = &mut first_cols[pending * stride..][..width];
-                for (o, &sum) in out.iter_mut().zip(col_sums.iter()) {
-                    *o = sum / divisor;
-                }
-                pending += 1;
-                if pending == ROWS {
-                    second_pass(first_cols, ROWS, &mut grid);
-                    pending = 0;
-                }
+                emit_first_col_row(col_sums, col_schedule.count_at(t));
             }
         }
         top += count;
@@ -229,16 +234,7 @@ fn luma_grid_impl(source: Source<'_>, width: usize, height: usize, scratch: &mut
         for (sum, &x) in col_sums.iter_mut().zip(old) {
             *sum -= x;
         }
-        let divisor = (window - 1 - p) as f32;
-        let out = &mut first_cols[pending * stride..][..width];
-        for (o, &sum) in out.iter_mut().zip(col_sums.iter()) {
-            *o = sum / divisor;
-        }
-        pending += 1;
-        if pending == ROWS {
-            second_pass(first_cols, ROWS, &mut grid);
-            pending = 0;
-        }
+        emit_first_col_row(col_sums, (window - 1 - p) as f32);
     }
     if pending > 0 {
         second_pass(first_cols, pending, &mut grid);
