@@ -228,3 +228,18 @@ fn extreme_but_legal_shapes_decode() {
         assert!(decoded.pixels.chunks_exact(3).all(|p| p == [9, 99, 199]));
     }
 }
+
+#[test]
+fn gif_transparent_pixels_keep_their_palette_colour_as_in_pillow() {
+    // 4×2, palette red/green/blue, index 0 (red) transparent; made with Pillow, whose
+    // `convert('RGB')` gives the palette colour for every pixel, transparent or not.
+    let gif = hex::decode(
+        "47494638396104000200810000c80a0a0ac80a0a0ac800000021f90401000000002c0000000004000200000809000104102090608080003b",
+    )
+    .unwrap();
+    let (red, green, blue) = ([200, 10, 10], [10, 200, 10], [10, 10, 200]);
+    let expected: Vec<u8> = [red, green, blue, red, green, blue, red, green].concat();
+    let decoded = decode_rgb(&gif, &DecodeLimits::default()).unwrap();
+    assert_eq!((decoded.width, decoded.height), (4, 2));
+    assert_eq!(decoded.pixels, expected);
+}
