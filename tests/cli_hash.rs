@@ -213,3 +213,26 @@ fn unknown_selections_are_usage_errors() {
     assert_eq!(output.status.code(), Some(3), "usage errors are fatal errors");
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown digest"));
 }
+
+#[test]
+fn inputs_are_reported_in_the_order_they_are_named_with_stdin_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["b.bin", "a.bin"] {
+        std::fs::write(dir.path().join(name), name).unwrap();
+    }
+    let (b, a) = (dir.path().join("b.bin"), dir.path().join("a.bin"));
+    let mut child = hashsieve()
+        .args(["hash", "--digests", "md5", b.to_str().unwrap(), "-", a.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"abc").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let records = json_lines(&output);
+    let paths: Vec<&str> = records.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, [b.to_str().unwrap(), "-", a.to_str().unwrap()]);
+    assert_eq!(records[1]["md5"], "900150983cd24fb0d6963f7d28e17f72");
+}

@@ -1,6 +1,6 @@
 //! `hashsieve hash`: print the digests and perceptual hashes of files, directories or stdin.
 
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -8,11 +8,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 use hashsieve_core::decode::DecodeLimits;
 use hashsieve_core::digest::DigestSet;
-use hashsieve_core::files::walk_files;
+use hashsieve_core::files::{WalkError, walk_files};
 use hashsieve_core::perceptual::ImageHashKind;
 use hashsieve_core::signals::{
     DEFAULT_MAX_IMAGE_BYTES, PdqMode, ReadError, SignalOptions, Signals, signals_for_paths,
 };
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use crate::Outcome;
@@ -127,36 +128,40 @@ pub fn run(args: HashArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut summary = Summary::default();
 
-    let reads_stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
-    let roots: Vec<&PathBuf> = args.paths.iter().filter(|p| p.as_os_str() != "-").collect();
-    if reads_stdin {
-        let result = Signals::from_reader(io::stdin().lock(), &options)
-            .map_err(|source| ReadError { path: PathBuf::from("-"), source });
-        summary.count(&result);
-        out.write("-", &result)?;
+    // Inputs in the order they were named: `-` in its place, each directory's files sorted.
+    let mut inputs = Vec::new();
+    for path in &args.paths {
+        if path.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+        } else {
+            inputs.extend(walk_files(&[path]).map(|found| found.map_or_else(Input::Unwalkable, Input::File)));
+        }
     }
-
-    let mut files = Vec::new();
-    for found in walk_files(&roots) {
-        match found {
-            Ok(path) => files.push(path),
-            Err(err) => {
-                summary.failed += 1;
+    let bar = progress::bar(inputs.len() as u64, "files");
+    let mut run =
+        Run { options: &options, out: &mut out, summary: &mut summary, bar: &bar, files: Vec::new() };
+    for input in inputs {
+        match input {
+            Input::File(path) => {
+                run.files.push(path);
+                if run.files.len() == BATCH {
+                    run.hash_files()?;
+                }
+            }
+            Input::Stdin => {
+                run.hash_files()?;
+                let result = Signals::from_reader(io::stdin().lock(), &options)
+                    .map_err(|source| ReadError { path: PathBuf::from("-"), source });
+                run.report("-", &result)?;
+            }
+            Input::Unwalkable(err) => {
+                run.hash_files()?;
                 let path = err.path.display().to_string();
-                out.write(&path, &Err(ReadError { path: err.path, source: err.source }))?;
+                run.report(&path, &Err(ReadError { path: err.path, source: err.source }))?;
             }
         }
     }
-
-    let bar = progress::bar(files.len() as u64, "files");
-    for batch in files.chunks(BATCH) {
-        let mut results = Vec::with_capacity(batch.len());
-        signals_for_paths(batch, &options).inspect(|_| bar.inc(1)).collect_into_vec(&mut results);
-        for (path, result) in batch.iter().zip(&results) {
-            summary.count(result);
-            out.write(&path.display().to_string(), result)?;
-        }
-    }
+    run.hash_files()?;
     bar.finish_and_clear();
     out.flush()?;
 
@@ -169,6 +174,40 @@ pub fn run(args: HashArgs) -> anyhow::Result<Outcome> {
         summary.partial,
     );
     Ok(if summary.failed + summary.partial == 0 { Outcome::Clean } else { Outcome::SomeInputsFailed })
+}
+
+/// One named input, in the order of the command line.
+enum Input {
+    Stdin,
+    File(PathBuf),
+    Unwalkable(WalkError),
+}
+
+/// The state of a run: files waiting to be hashed as one parallel batch, and where results go.
+struct Run<'a, W: Write> {
+    options: &'a SignalOptions,
+    out: &'a mut RecordWriter<W>,
+    summary: &'a mut Summary,
+    bar: &'a ProgressBar,
+    files: Vec<PathBuf>,
+}
+
+impl<W: Write> Run<'_, W> {
+    /// Hashes the waiting files in parallel and reports them in order.
+    fn hash_files(&mut self) -> io::Result<()> {
+        let files = std::mem::take(&mut self.files);
+        let mut results = Vec::with_capacity(files.len());
+        signals_for_paths(&files, self.options).inspect(|_| self.bar.inc(1)).collect_into_vec(&mut results);
+        for (path, result) in files.iter().zip(&results) {
+            self.report(&path.display().to_string(), result)?;
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, name: &str, result: &Result<Signals, ReadError>) -> io::Result<()> {
+        self.summary.count(result);
+        self.out.write(name, result)
+    }
 }
 
 #[derive(Debug, Default)]
