@@ -14,6 +14,8 @@
 //! - [`signals`]: all of the above for one input as one [`Signals`](signals::Signals) value,
 //!   and many inputs in parallel.
 //! - [`files`]: walking the files and directories a user names.
+//! - [`hashes`] and [`import`]: the hash kinds lists carry, and streaming importers for them.
+//! - [`index`]: the index file (so far its checksummed, bounds-checked container).
 //!
 //! No content is written anywhere by this crate: it reads bytes and returns hashes.
 //!
@@ -39,6 +41,7 @@ pub mod digest;
 pub mod files;
 pub mod hashes;
 pub mod import;
+pub mod index;
 pub mod pdq;
 pub mod perceptual;
 pub mod signals;
