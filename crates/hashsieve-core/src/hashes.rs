@@ -63,6 +63,26 @@ impl HashKind {
         }
     }
 
+    /// The kind's number in index files; never changes once assigned.
+    pub fn code(self) -> u8 {
+        match self {
+            HashKind::Md5 => 1,
+            HashKind::Sha1 => 2,
+            HashKind::Sha256 => 3,
+            HashKind::Blake3 => 4,
+            HashKind::Pdq => 5,
+            HashKind::PHash => 6,
+            HashKind::DHash => 7,
+            HashKind::AHash => 8,
+            HashKind::PhotoDna => 9,
+        }
+    }
+
+    /// Whether matching is by equality (cryptographic digests) rather than by distance.
+    pub fn is_exact(self) -> bool {
+        matches!(self, HashKind::Md5 | HashKind::Sha1 | HashKind::Sha256 | HashKind::Blake3)
+    }
+
     /// The value's length in bytes.
     pub fn value_len(self) -> usize {
         match self {
@@ -96,6 +116,12 @@ impl HashKind {
 impl fmt::Display for HashKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for HashKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 

@@ -49,6 +49,25 @@ pub struct ImportedEntry {
     pub quality: Option<u8>,
 }
 
+impl ImportedEntry {
+    /// An entry with a value and no provenance beyond its list.
+    pub fn new(kind: HashKind, value: Vec<u8>) -> ImportedEntry {
+        ImportedEntry { kind, value, id: None, category: None, source: None, quality: None }
+    }
+
+    /// The same entry with an id.
+    pub fn with_id(mut self, id: impl Into<String>) -> ImportedEntry {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The same entry with a category.
+    pub fn with_category(mut self, category: impl Into<String>) -> ImportedEntry {
+        self.category = Some(category.into());
+        self
+    }
+}
+
 /// What to do with a record that cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

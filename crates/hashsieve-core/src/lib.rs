@@ -15,7 +15,10 @@
 //!   and many inputs in parallel.
 //! - [`files`]: walking the files and directories a user names.
 //! - [`hashes`] and [`import`]: the hash kinds lists carry, and streaming importers for them.
-//! - [`index`]: the index file (so far its checksummed, bounds-checked container).
+//! - [`index`]: hash lists built into one immutable, checksummed, memory-mapped file, with
+//!   exact lookup and complete Hamming-radius search.
+//! - [`matcher`]: the embedding API — check content or hashes, get every match with its
+//!   provenance.
 //!
 //! No content is written anywhere by this crate: it reads bytes and returns hashes.
 //!
@@ -42,6 +45,7 @@ pub mod files;
 pub mod hashes;
 pub mod import;
 pub mod index;
+pub mod matcher;
 pub mod pdq;
 pub mod perceptual;
 pub mod signals;

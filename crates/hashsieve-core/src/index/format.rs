@@ -97,6 +97,23 @@ pub struct Section {
     checksum: [u8; CHECKSUM_LEN],
 }
 
+impl Section {
+    /// Where the section's bytes lie in the file.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len
+    }
+
+    /// The section's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the section is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 fn checksum(parts: &[&[u8]]) -> [u8; CHECKSUM_LEN] {
     let mut hasher = blake3::Hasher::new();
     for part in parts {
@@ -170,6 +187,11 @@ impl<B: AsRef<[u8]>> IndexFile<B> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(IndexFile { bytes, sections })
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
     }
 
     /// The section table, in file order.
