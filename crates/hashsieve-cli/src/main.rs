@@ -9,7 +9,7 @@ mod progress;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Match content against lists of hashes of known child sexual abuse material.
 #[derive(Debug, Parser)]
@@ -22,6 +22,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Hash(cmd::hash::HashArgs),
+    /// Build, inspect or verify an index file.
+    #[command(subcommand)]
+    Index(cmd::index::IndexCommand),
+    Match(cmd::scan::MatchArgs),
+    Scan(cmd::scan::ScanArgs),
 }
 
 /// The exit status of a run that did not fail outright.
@@ -29,13 +34,15 @@ enum Command {
 pub enum Outcome {
     /// Everything asked for was done.
     Clean,
+    /// Something matched a list (`scan`, `match`): exit status 1, as antivirus scanners do.
+    Matched,
     /// The run finished, but some inputs could not be read or fully hashed.
     SomeInputsFailed,
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
         // --help and --version are not errors; a usage error shares the status of other
         // fatal errors, keeping 2 for "some inputs failed".
         Err(err) => {
@@ -43,11 +50,24 @@ fn main() -> ExitCode {
             return if err.use_stderr() { ExitCode::from(3) } else { ExitCode::SUCCESS };
         }
     };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(3);
+        }
+    };
     let result = match cli.command {
         Command::Hash(args) => cmd::hash::run(args),
+        Command::Index(command) => {
+            cmd::index::run(command, matches.subcommand_matches("index").expect("index was parsed"))
+        }
+        Command::Match(args) => cmd::scan::run_match(args),
+        Command::Scan(args) => cmd::scan::run_scan(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Matched) => ExitCode::from(1),
         Ok(Outcome::SomeInputsFailed) => ExitCode::from(2),
         Err(err) => {
             eprintln!("hashsieve: error: {err:#}");

@@ -41,6 +41,20 @@ use super::section::{SectionView, SectionWriter, u32_at, u32_bytes};
 const SHARED_NONE: u64 = u64::MAX;
 const GROUP: usize = 16;
 
+/// Asks the CPU to start loading `bytes[at]` into cache: a hint that cannot fault.
+#[inline(always)]
+fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(byte) = bytes.get(at) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint: it reads
+        // nothing into the program and cannot fault, whatever the address (here, a valid one).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(byte).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// A hash of `W` 64-bit words, most significant bit first.
 pub(crate) type Words<const W: usize> = [u64; W];
 
@@ -248,6 +262,16 @@ struct Chunk<'a> {
 
 impl Chunk<'_> {
     #[inline]
+    fn prefetch_start(&self, key: usize) {
+        if self.narrow {
+            prefetch(self.base, key / GROUP * 4);
+            prefetch(self.relative, key);
+        } else {
+            prefetch(self.base, key * 4);
+        }
+    }
+
+    #[inline]
     fn start(&self, key: usize) -> Option<usize> {
         if self.narrow {
             Some(u32_at(self.base, key / GROUP)? as usize + usize::from(*self.relative.get(key)?))
@@ -386,12 +410,12 @@ impl<'a, const W: usize> Hamming<'a, W> {
     }
 
     #[inline]
-    fn id(&self, table: usize, slot: usize) -> Option<usize> {
+    fn id(&self, chunk: &Chunk<'_>, table: usize, slot: usize) -> Option<usize> {
         if table == 0 {
             return Some(slot);
         }
         let width = self.table.id_width;
-        let bytes = self.chunk_table(table).ids.get(slot * width..slot * width + width)?;
+        let bytes = chunk.ids.get(slot * width..slot * width + width)?;
         let mut id = [0u8; 4];
         id[..width].copy_from_slice(bytes);
         Some(u32::from_le_bytes(id) as usize)
@@ -400,8 +424,7 @@ impl<'a, const W: usize> Hamming<'a, W> {
     /// The entries of bucket `key` of `table`, as a range of slots. A corrupt table can only
     /// narrow or empty the range.
     #[inline]
-    fn bucket(&self, table: usize, key: usize) -> std::ops::Range<usize> {
-        let chunk = self.chunk_table(table);
+    fn bucket(&self, chunk: &Chunk<'_>, key: usize) -> std::ops::Range<usize> {
         match (chunk.start(key), chunk.start(key + 1)) {
             (Some(start), Some(end)) => start..end.min(self.table.count),
             _ => 0..0,
@@ -424,33 +447,58 @@ impl<'a, const W: usize> Hamming<'a, W> {
         let radii: Vec<i64> = radii(self.table.chunks, threshold).collect();
         let query_chunks: Vec<usize> =
             (0..self.table.chunks).map(|i| chunk(&query, i, self.table.bits)).collect();
+        let tables: Vec<Chunk<'_>> = (0..self.table.tables.len()).map(|t| self.chunk_table(t)).collect();
+
+        // Each stage below depends on memory the previous one read: bucket starts, then ids,
+        // then hashes, all at random places in a large file. Doing one stage for all probes
+        // before the next, prefetching what the next stage reads, keeps many cache misses in
+        // flight at once instead of waiting for each in turn.
+        let mut probes: Vec<(usize, usize)> = Vec::new();
         for (table, &radius) in radii.iter().enumerate() {
-            if radius < 0 {
+            if radius >= 0 {
+                for_each_mask(self.table.bits, radius as u32, &mut |mask| {
+                    let key = query_chunks[table] ^ mask;
+                    tables[table].prefetch_start(key);
+                    probes.push((table, key));
+                });
+            }
+        }
+        let mut ranges: Vec<(usize, std::ops::Range<usize>)> = Vec::with_capacity(probes.len());
+        for (table, key) in probes {
+            let range = self.bucket(&tables[table], key);
+            if !range.is_empty() {
+                match table {
+                    0 => prefetch(self.hashes, range.start * 8 * W),
+                    _ => prefetch(tables[table].ids, range.start * self.table.id_width),
+                }
+                ranges.push((table, range));
+            }
+        }
+        let mut candidates: Vec<(usize, usize)> = Vec::with_capacity(ranges.len() * 2);
+        for (table, range) in ranges {
+            for slot in range {
+                if let Some(position) = self.id(&tables[table], table, slot).filter(|&p| p < self.table.count)
+                {
+                    prefetch(self.hashes, position * 8 * W);
+                    candidates.push((table, position));
+                }
+            }
+        }
+        for (table, position) in candidates {
+            let hash = self.hash(position);
+            let d = distance(&hash, &query);
+            if d > threshold {
                 continue;
             }
-            let mut visit = |mask: usize| {
-                for slot in self.bucket(table, query_chunks[table] ^ mask) {
-                    let Some(position) = self.id(table, slot).filter(|&p| p < self.table.count) else {
-                        continue;
-                    };
-                    let hash = self.hash(position);
-                    let d = distance(&hash, &query);
-                    if d > threshold {
-                        continue;
-                    }
-                    // Reported by an earlier table already if it lies within that table's radius.
-                    let earlier = (0..table).any(|t| {
-                        radii[t] >= 0
-                            && i64::from(
-                                (chunk(&hash, t as u32, self.table.bits) ^ query_chunks[t]).count_ones(),
-                            ) <= radii[t]
-                    });
-                    if !earlier {
-                        found(position as u32, d);
-                    }
-                }
-            };
-            for_each_mask(self.table.bits, radius as u32, &mut visit);
+            // Reported by an earlier table already if it lies within that table's radius.
+            let earlier = (0..table).any(|t| {
+                radii[t] >= 0
+                    && i64::from((chunk(&hash, t as u32, self.table.bits) ^ query_chunks[t]).count_ones())
+                        <= radii[t]
+            });
+            if !earlier {
+                found(position as u32, d);
+            }
         }
     }
 
@@ -487,7 +535,7 @@ impl<'a, const W: usize> Hamming<'a, W> {
                 }
                 previous_end = end;
                 for slot in start..end {
-                    let position = self.id(table, slot).unwrap_or(usize::MAX);
+                    let position = self.id(&chunk_table, table, slot).unwrap_or(usize::MAX);
                     if position >= self.table.count || std::mem::replace(&mut seen[position], true) {
                         return bad(format!("table {table}: slot {slot} names a missing or repeated entry"));
                     }
