@@ -279,8 +279,16 @@ impl<B: AsRef<[u8]>> Index<B> {
     /// kinds; within the list's declared distance for vectors. A value of the wrong length
     /// matches nothing.
     pub fn search(&self, kind: HashKind, value: &[u8], options: &SearchOptions) -> Vec<Hit> {
-        let data = self.file.bytes();
         let mut hits = Vec::new();
+        self.search_into(kind, value, options, &mut hits);
+        hits
+    }
+
+    /// [`Index::search`], appending to `hits` (sorted among themselves), so that a caller
+    /// making many lookups reuses one buffer instead of allocating per lookup.
+    pub fn search_into(&self, kind: HashKind, value: &[u8], options: &SearchOptions, hits: &mut Vec<Hit>) {
+        let data = self.file.bytes();
+        let from = hits.len();
         match family(kind) {
             Family::Exact => {
                 if let Some(table) = self.exact.get(&kind) {
@@ -295,7 +303,7 @@ impl<B: AsRef<[u8]>> Index<B> {
                     self.hamming_search(
                         kind,
                         options,
-                        &mut hits,
+                        hits,
                         |t, f| table.search(value, t, f),
                         |p| table.record(p),
                     );
@@ -307,7 +315,7 @@ impl<B: AsRef<[u8]>> Index<B> {
                     self.hamming_search(
                         kind,
                         options,
-                        &mut hits,
+                        hits,
                         |t, f| table.search(value, t, f),
                         |p| table.record(p),
                     );
@@ -326,8 +334,7 @@ impl<B: AsRef<[u8]>> Index<B> {
                 }
             }
         }
-        hits.sort_unstable();
-        hits
+        hits[from..].sort_unstable();
     }
 
     fn hamming_search(
