@@ -15,9 +15,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::IndexError;
-use super::section::{SectionView, SectionWriter, u32_at, u32_bytes};
-
-const SHARED_NONE: u64 = u64::MAX;
+use super::section::{SectionView, SectionWriter, open_record_column, record_column, u32_at, u32_bytes};
 
 fn directory_bits(count: usize) -> u32 {
     // About two entries per directory slot; at most 2^24 slots (64 MiB).
@@ -51,21 +49,12 @@ pub(crate) fn build(value_len: usize, values: &[u8], records: &[u32]) -> Vec<u8>
     }
     directory.resize((1 << bits) + 1, order.len() as u32);
 
-    let shared = match order.first() {
-        Some(&first) if order.iter().all(|&i| records[i as usize] == records[first as usize]) => {
-            u64::from(records[first as usize])
-        }
-        _ => SHARED_NONE,
-    };
+    let (shared, record_array) = record_column(&order, records);
     let mut writer = SectionWriter::default();
     writer.field(order.len() as u64).field(value_len as u64).field(u64::from(bits)).field(shared);
     writer.array(u32_bytes(directory));
     writer.array(order.iter().flat_map(|&i| value(i)).copied().collect());
-    writer.array(if shared == SHARED_NONE {
-        u32_bytes(order.iter().map(|&i| records[i as usize]))
-    } else {
-        vec![]
-    });
+    writer.array(record_array);
     writer.finish()
 }
 
@@ -108,20 +97,16 @@ impl ExactTable {
         }
         let count_ok = count.checked_mul(len) == Some(view.arrays[1].len() as u64);
         let directory_ok = view.arrays[0].len() as u64 == 4 * ((1u64 << bits) + 1);
-        let records_ok = if shared == SHARED_NONE {
-            count.checked_mul(4) == Some(view.arrays[2].len() as u64)
-        } else {
-            view.arrays[2].is_empty() && shared < u64::from(u32::MAX)
-        };
-        if !(count_ok && directory_ok && records_ok) {
+        let shared = open_record_column(shared, count, &view.arrays[2]);
+        let (Ok(shared), true) = (shared, count_ok && directory_ok) else {
             return bad("array lengths disagree with the entry count");
-        }
+        };
         let [directory, values, records] = view.arrays.try_into().expect("three arrays parsed");
         Ok(ExactTable {
             count: count as usize,
             value_len,
             bits: bits as u32,
-            shared: (shared != SHARED_NONE).then_some(shared as u32),
+            shared,
             directory,
             values,
             records,

@@ -36,9 +36,8 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::IndexError;
-use super::section::{SectionView, SectionWriter, u32_at, u32_bytes};
+use super::section::{SectionView, SectionWriter, open_record_column, record_column, u32_at, u32_bytes};
 
-const SHARED_NONE: u64 = u64::MAX;
 const GROUP: usize = 16;
 
 /// Asks the CPU to start loading `bytes[at]` into cache: a hint that cannot fault.
@@ -192,12 +191,7 @@ fn build_with<const W: usize>(values: &[u8], records: &[u32], layout: Layout) ->
         })
         .collect();
 
-    let shared = match order.first() {
-        Some(&first) if order.iter().all(|&i| records[i as usize] == records[first as usize]) => {
-            u64::from(records[first as usize])
-        }
-        _ => SHARED_NONE,
-    };
+    let (shared, record_array) = record_column(&order, records);
     let narrow_mask =
         tables.iter().enumerate().filter(|(_, t)| t.narrow).fold(0u64, |mask, (i, _)| mask | 1 << i);
     let mut writer = SectionWriter::default();
@@ -210,11 +204,7 @@ fn build_with<const W: usize>(values: &[u8], records: &[u32], layout: Layout) ->
         .field(shared)
         .field(narrow_mask);
     writer.array(sorted.iter().flat_map(|h| h.iter().flat_map(|w| w.to_be_bytes())).collect());
-    writer.array(if shared == SHARED_NONE {
-        u32_bytes(order.iter().map(|&i| records[i as usize]))
-    } else {
-        vec![]
-    });
+    writer.array(record_array);
     for table in tables {
         writer.array(table.base).array(table.relative).array(table.ids);
     }
@@ -327,14 +317,9 @@ impl<const W: usize> HammingTable<W> {
         if count.checked_mul(8 * W as u64) != Some(view.arrays[0].len() as u64) {
             return bad("hash array length disagrees with the entry count");
         }
-        let records_ok = if shared == SHARED_NONE {
-            count.checked_mul(4) == Some(view.arrays[1].len() as u64)
-        } else {
-            view.arrays[1].is_empty() && shared < u64::from(u32::MAX)
-        };
-        if !records_ok {
+        let Ok(shared) = open_record_column(shared, count, &view.arrays[1]) else {
             return bad("record array length disagrees with the entry count");
-        }
+        };
         let buckets = 1u64 << bits;
         let mut tables = Vec::with_capacity(chunks as usize);
         for (table, arrays) in view.arrays[2..].chunks_exact(3).enumerate() {
@@ -356,7 +341,7 @@ impl<const W: usize> HammingTable<W> {
             bits: bits as u32,
             chunks: chunks as u32,
             id_width: id_width as usize,
-            shared: (shared != SHARED_NONE).then_some(shared as u32),
+            shared,
             hashes: view.arrays[0].clone(),
             records: view.arrays[1].clone(),
             tables,

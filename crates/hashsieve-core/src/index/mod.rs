@@ -299,26 +299,12 @@ impl<B: AsRef<[u8]>> Index<B> {
             }
             Family::Pdq => {
                 if let Some(table) = &self.pdq {
-                    let table = table.over(data);
-                    self.hamming_search(
-                        kind,
-                        options,
-                        hits,
-                        |t, f| table.search(value, t, f),
-                        |p| table.record(p),
-                    );
+                    self.hamming_search(table, kind, value, options, hits);
                 }
             }
             Family::Hamming64 => {
                 if let Some(table) = self.hamming64.get(&kind) {
-                    let table = table.over(data);
-                    self.hamming_search(
-                        kind,
-                        options,
-                        hits,
-                        |t, f| table.search(value, t, f),
-                        |p| table.record(p),
-                    );
+                    self.hamming_search(table, kind, value, options, hits);
                 }
             }
             Family::Vector => {
@@ -337,19 +323,22 @@ impl<B: AsRef<[u8]>> Index<B> {
         hits[from..].sort_unstable();
     }
 
-    fn hamming_search(
+    /// Searches at the widest threshold any list (or the override) asks for, then keeps each
+    /// hit that is within its own list's threshold.
+    fn hamming_search<const W: usize>(
         &self,
+        table: &HammingTable<W>,
         kind: HashKind,
+        value: &[u8],
         options: &SearchOptions,
         hits: &mut Vec<Hit>,
-        search: impl FnOnce(u32, &mut dyn FnMut(u32, u32)),
-        record_of: impl Fn(usize) -> u32,
     ) {
+        let table = table.over(self.file.bytes());
         let widest = options.threshold.unwrap_or_else(|| {
             self.manifest.lists.iter().filter_map(|list| list.threshold(kind)).max().unwrap_or(0)
         });
-        search(widest, &mut |position, distance| {
-            let record = record_of(position as usize);
+        table.search(value, widest, |position, distance| {
+            let record = table.record(position as usize);
             let threshold =
                 options.threshold.or_else(|| self.list_of(record).and_then(|l| l.threshold(kind)));
             if threshold.is_some_and(|t| distance <= t) {

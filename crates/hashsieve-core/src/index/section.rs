@@ -117,6 +117,30 @@ impl SectionView {
     }
 }
 
+/// The record-number column every table has: when all entries share one record, the field
+/// holds it and the array is empty; otherwise the field is `u64::MAX` and the array holds one
+/// little-endian `u32` per entry, in `order`.
+pub(crate) fn record_column(order: &[u32], records: &[u32]) -> (u64, Vec<u8>) {
+    match order.first() {
+        Some(&first) if order.iter().all(|&i| records[i as usize] == records[first as usize]) => {
+            (u64::from(records[first as usize]), Vec::new())
+        }
+        _ => (SHARED_NONE, u32_bytes(order.iter().map(|&i| records[i as usize]))),
+    }
+}
+
+/// Opens a record column: the shared record, or `None` when the array holds them; `Err` when
+/// the field and the array's length disagree with `count` entries.
+pub(crate) fn open_record_column(shared: u64, count: u64, array: &Range<usize>) -> Result<Option<u32>, ()> {
+    if shared == SHARED_NONE {
+        (count.checked_mul(4) == Some(array.len() as u64)).then_some(None).ok_or(())
+    } else {
+        (array.is_empty() && shared < u64::from(u32::MAX)).then_some(Some(shared as u32)).ok_or(())
+    }
+}
+
+const SHARED_NONE: u64 = u64::MAX;
+
 /// Reads the little-endian `u32` at position `i` of an array of them; `None` past the end.
 #[inline]
 pub(crate) fn u32_at(array: &[u8], i: usize) -> Option<u32> {

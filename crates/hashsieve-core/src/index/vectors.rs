@@ -16,9 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::IndexError;
-use super::section::{SectionView, SectionWriter, u32_at, u32_bytes};
-
-const SHARED_NONE: u64 = u64::MAX;
+use super::section::{SectionView, SectionWriter, open_record_column, record_column, u32_at};
 
 /// How a list compares vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,20 +75,11 @@ pub(crate) fn build(len: usize, values: &[u8], records: &[u32]) -> Vec<u8> {
         value(a).cmp(value(b)).then(records[a as usize].cmp(&records[b as usize]))
     });
     order.dedup_by(|a, b| value(*a) == value(*b) && records[*a as usize] == records[*b as usize]);
-    let shared = match order.first() {
-        Some(&first) if order.iter().all(|&i| records[i as usize] == records[first as usize]) => {
-            u64::from(records[first as usize])
-        }
-        _ => SHARED_NONE,
-    };
+    let (shared, record_array) = record_column(&order, records);
     let mut writer = SectionWriter::default();
     writer.field(order.len() as u64).field(len as u64).field(shared);
     writer.array(order.iter().flat_map(|&i| value(i)).copied().collect());
-    writer.array(if shared == SHARED_NONE {
-        u32_bytes(order.iter().map(|&i| records[i as usize]))
-    } else {
-        vec![]
-    });
+    writer.array(record_array);
     writer.finish()
 }
 
@@ -116,23 +105,19 @@ impl VectorTable {
     pub(crate) fn open(file: &[u8], section: Range<usize>, len: usize) -> Result<VectorTable, IndexError> {
         let view = SectionView::parse(file, section, "vector", 3, 2)?;
         let [count, value_len, shared] = view.fields[..] else { unreachable!("three fields parsed") };
-        let records_ok = if shared == SHARED_NONE {
-            count.checked_mul(4) == Some(view.arrays[1].len() as u64)
-        } else {
-            view.arrays[1].is_empty() && shared < u64::from(u32::MAX)
-        };
-        if value_len != len as u64
-            || count.checked_mul(value_len) != Some(view.arrays[0].len() as u64)
-            || !records_ok
-        {
+        let values_ok =
+            value_len == len as u64 && count.checked_mul(value_len) == Some(view.arrays[0].len() as u64);
+        let Ok(shared) =
+            open_record_column(shared, count, &view.arrays[1]).and_then(|s| values_ok.then_some(s).ok_or(()))
+        else {
             return Err(IndexError::Malformed(
                 "vector section: array lengths disagree with the entry count".into(),
             ));
-        }
+        };
         Ok(VectorTable {
             count: count as usize,
             value_len: len,
-            shared: (shared != SHARED_NONE).then_some(shared as u32),
+            shared,
             values: view.arrays[0].clone(),
             records: view.arrays[1].clone(),
         })
