@@ -53,10 +53,19 @@ fn shared_matching_vectors_at_31_and_63() {
             let index = Index::open(builder.to_vec()).unwrap();
             index.verify().unwrap();
             let mut found = BTreeSet::new();
-            for (n, needle) in needles.iter().enumerate() {
-                for hit in index.search(HashKind::Pdq, &HashKind::Pdq.parse_value(needle).unwrap(), &search) {
-                    let id: usize = index.record(&hit).unwrap().id.unwrap().parse().unwrap();
-                    assert_eq!(hex::encode(index.value(&hit).unwrap()), haystack[id]);
+            let values: Vec<Vec<u8>> =
+                needles.iter().map(|n| HashKind::Pdq.parse_value(n).unwrap()).collect();
+            let slices: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            let batch = index.search_many(HashKind::Pdq, &slices, &search);
+            for (n, value) in values.iter().enumerate() {
+                assert_eq!(
+                    batch[n],
+                    index.search(HashKind::Pdq, value, &search),
+                    "a batch answers as one by one"
+                );
+                for hit in &batch[n] {
+                    let id: usize = index.record(hit).unwrap().id.unwrap().parse().unwrap();
+                    assert_eq!(hex::encode(index.value(hit).unwrap()), haystack[id]);
                     found.insert((n, id, hit.distance));
                 }
             }

@@ -323,6 +323,16 @@ impl<B: AsRef<[u8]>> Index<B> {
         hits[from..].sort_unstable();
     }
 
+    /// [`Index::search`] for many values of one kind, spread over rayon's thread pool; the
+    /// answers are in the order of `values`.
+    pub fn search_many(&self, kind: HashKind, values: &[&[u8]], options: &SearchOptions) -> Vec<Vec<Hit>>
+    where
+        B: Sync,
+    {
+        use rayon::prelude::*;
+        values.par_iter().map(|value| self.search(kind, value, options)).collect()
+    }
+
     /// Searches at the widest threshold any list (or the override) asks for, then keeps each
     /// hit that is within its own list's threshold.
     fn hamming_search<const W: usize>(
