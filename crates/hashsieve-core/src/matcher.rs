@@ -148,9 +148,7 @@ pub struct Matcher {
 impl Matcher {
     /// Maps an index file.
     pub fn open(path: &Path) -> Result<Matcher, IndexError> {
-        let file = std::fs::File::open(path)?;
-        // SAFETY: read-only map of an immutable index file; see `Index::open_path`.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
+        let map = crate::index::format::map_file(path)?;
         Ok(Matcher::new(Index::open(IndexBytes::Mapped(map))?))
     }
 

@@ -221,16 +221,14 @@ impl<B: AsRef<[u8]>> IndexFile<B> {
     }
 }
 
-impl IndexFile<memmap2::Mmap> {
-    /// Maps an index file into memory and opens it.
-    pub fn open_path(path: &Path) -> io::Result<IndexFile<memmap2::Mmap>> {
-        let file = File::open(path)?;
-        // SAFETY: the map is read-only. Index files are immutable once renamed into place (the
-        // writer below never modifies a published file); a process that truncates or rewrites
-        // one in place breaks that contract, which is documented for operators.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        IndexFile::open(map).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
-    }
+/// Maps an index file into memory, read-only: the one place hashsieve maps a file.
+pub fn map_file(path: &Path) -> io::Result<memmap2::Mmap> {
+    let file = File::open(path)?;
+    // SAFETY: the map is read-only, and index files are immutable once published: the writer
+    // below writes a temporary file and renames it into place, and nothing in hashsieve modifies
+    // a published file. Another process truncating or rewriting one in place would break this;
+    // `docs/INDEX-FORMAT.md` tells operators to replace index files, never edit them.
+    unsafe { memmap2::Mmap::map(&file) }
 }
 
 /// Collects sections and writes them as one index file.
@@ -371,7 +369,7 @@ mod tests {
         builder.write_to_path(&path).unwrap();
         builder.add_section(5, vec![1; 10]);
         builder.write_to_path(&path).unwrap();
-        let mapped = IndexFile::open_path(&path).unwrap();
+        let mapped = IndexFile::open(map_file(&path).unwrap()).unwrap();
         mapped.verify().unwrap();
         assert_eq!(mapped.section(5), Some(&[1u8; 10][..]));
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -404,12 +404,6 @@ impl<B: AsRef<[u8]>> Index<B> {
 impl Index<memmap2::Mmap> {
     /// Maps an index file and opens it.
     pub fn open_path(path: &Path) -> Result<Index<memmap2::Mmap>, IndexError> {
-        let file = std::fs::File::open(path)?;
-        // SAFETY: the map is read-only, and index files are immutable once published: the
-        // builder writes a temporary file and renames it into place, and nothing in hashsieve
-        // modifies a published file. Another process truncating or rewriting it in place would
-        // break this; the operator documentation says index files must only be replaced.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Index::open(map)
+        Index::open(format::map_file(path)?)
     }
 }
