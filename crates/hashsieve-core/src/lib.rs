@@ -17,6 +17,8 @@
 //! - [`hashes`] and [`import`]: the hash kinds lists carry, and streaming importers for them.
 //! - [`index`]: hash lists built into one immutable, checksummed, memory-mapped file, with
 //!   exact lookup and complete Hamming-radius search.
+//! - [`delta`] and [`store`]: live list changes (adds, removals, allow-lists) in a durable log
+//!   beside the index file, and compaction that folds them in and swaps while queries run.
 //! - [`matcher`]: the embedding API — check content or hashes, get every match with its
 //!   provenance.
 //!
@@ -40,6 +42,7 @@
 //! ```
 
 pub mod decode;
+pub mod delta;
 pub mod digest;
 pub mod files;
 pub mod hashes;
@@ -49,3 +52,4 @@ pub mod matcher;
 pub mod pdq;
 pub mod perceptual;
 pub mod signals;
+pub mod store;

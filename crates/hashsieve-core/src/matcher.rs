@@ -28,38 +28,30 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::decode::DecodeLimits;
+use crate::delta::live::{EntryAt, Found, View};
+use crate::delta::{Change, Removal};
 use crate::digest::{DigestKind, DigestSet};
 use crate::hashes::HashKind;
-use crate::index::{Hit, Index, IndexError, SearchOptions};
+use crate::import::ImportedEntry;
+pub use crate::index::IndexBytes;
+use crate::index::{Index, IndexError, ListOptions, ListRole};
 use crate::pdq::Dihedral;
 use crate::perceptual::ImageHashKind;
 use crate::signals::{PdqMode, ReadError, SignalOptions, Signals};
+use crate::store::{Compaction, DirOptions, IndexDir, Live, OpenReport, Receipt, Refreshed, StoreError};
+
+/// The allow-list [`Matcher::allow`] adds to unless told otherwise.
+pub const DEFAULT_ALLOW_LIST: &str = "allow";
 
 /// PDQ hashes below this quality are too weak to match on (Meta's recommendation).
 pub const DEFAULT_MIN_PDQ_QUALITY: u8 = 50;
-
-/// The bytes of an opened index: a file mapping, or a buffer.
-#[derive(Debug)]
-pub enum IndexBytes {
-    /// A read-only mapping of an index file.
-    Mapped(memmap2::Mmap),
-    /// An index in memory.
-    Owned(Vec<u8>),
-}
-
-impl AsRef<[u8]> for IndexBytes {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            IndexBytes::Mapped(map) => map,
-            IndexBytes::Owned(bytes) => bytes,
-        }
-    }
-}
 
 /// How a [`Matcher`] matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,14 +109,18 @@ pub struct Match {
     /// For PDQ, which rotation or mirror image of the query matched, when not the original.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<&'static str>,
+    /// The allow-list entry that suppresses this match, if one does: the content also matches
+    /// a known false positive, so the match does not count toward the outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<Box<Match>>,
 }
 
 /// The answer for one piece of content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
-    /// Known, near-known or unknown.
+    /// Known, near-known or unknown, from the matches not suppressed by an allow-list.
     pub outcome: Outcome,
-    /// Every match, digests first, then by distance.
+    /// Every block-list match, digests first, then by distance; suppressed ones say so.
     pub matches: Vec<Match>,
     /// The query's PDQ quality, when it has a PDQ hash.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,105 +133,127 @@ pub struct Verdict {
     pub errors: Vec<String>,
 }
 
-/// An opened index and the hashing it needs.
+/// An opened index — a single file, or an index directory with its live changes — and the
+/// hashing it needs.
 #[derive(Debug)]
 pub struct Matcher {
-    index: Index<IndexBytes>,
+    dir: Arc<IndexDir>,
     options: MatchOptions,
-    signals: SignalOptions,
+    limits: Option<(DecodeLimits, u64)>,
 }
 
 impl Matcher {
-    /// Maps an index file.
-    pub fn open(path: &Path) -> Result<Matcher, IndexError> {
-        let map = crate::index::format::map_file(path)?;
-        Ok(Matcher::new(Index::open(IndexBytes::Mapped(map))?))
+    /// Opens an index file, or an index directory read-only.
+    pub fn open(path: &Path) -> Result<Matcher, StoreError> {
+        if path.is_dir() {
+            let options = DirOptions { writable: false, compact_after: None, repair: false };
+            return Ok(Matcher::open_dir(path, options)?.0);
+        }
+        let map = crate::index::format::map_file(path)
+            .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        let index = Index::open(IndexBytes::Mapped(map))
+            .map_err(|source| StoreError::Index { path: path.to_path_buf(), source })?;
+        Ok(Matcher::new(IndexDir::from_index(index)))
+    }
+
+    /// Opens an index directory, for writing if `options` say so; the report says what
+    /// recovery did.
+    pub fn open_dir(path: &Path, options: DirOptions) -> Result<(Matcher, OpenReport), StoreError> {
+        let (dir, report) = IndexDir::open(path, options)?;
+        Ok((Matcher::new(dir), report))
     }
 
     /// An index held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Matcher, IndexError> {
-        Ok(Matcher::new(Index::open(IndexBytes::Owned(bytes))?))
+        Ok(Matcher::new(IndexDir::from_index(Index::open(IndexBytes::Owned(bytes))?)))
     }
 
-    fn new(index: Index<IndexBytes>) -> Matcher {
-        let options = MatchOptions::default();
-        let signals = signal_options(&index, &options);
-        Matcher { index, options, signals }
+    fn new(dir: IndexDir) -> Matcher {
+        Matcher { dir: Arc::new(dir), options: MatchOptions::default(), limits: None }
     }
 
     /// The same matcher with other options.
     pub fn with_options(mut self, options: MatchOptions) -> Matcher {
-        self.signals = signal_options(&self.index, &options);
         self.options = options;
         self
     }
 
-    /// The index.
-    pub fn index(&self) -> &Index<IndexBytes> {
-        &self.index
+    /// The index as of now: its file and delta. Hold it no longer than needed; a compaction
+    /// releases the old file only when its last holder drops it.
+    pub fn live(&self) -> Arc<Live> {
+        self.dir.live()
+    }
+
+    /// The index directory.
+    pub fn dir(&self) -> &IndexDir {
+        &self.dir
     }
 
     /// What [`Matcher::check_bytes`] computes: the digests and perceptual hashes the index has
-    /// entries of. Change its limits with [`Matcher::set_signal_limits`].
-    pub fn signal_options(&self) -> &SignalOptions {
-        &self.signals
+    /// entries of, now. Change its limits with [`Matcher::set_signal_limits`].
+    pub fn signal_options(&self) -> SignalOptions {
+        let kinds = self.live().view(|view| view.kinds());
+        let mut signals = signal_options(&kinds, &self.options);
+        if let Some((limits, max_image_bytes)) = self.limits {
+            signals.limits = limits;
+            signals.max_image_bytes = max_image_bytes;
+        }
+        signals
     }
 
     /// Sets the decoding limits and the largest input decoded.
-    pub fn set_signal_limits(&mut self, limits: crate::decode::DecodeLimits, max_image_bytes: u64) {
-        self.signals.limits = limits;
-        self.signals.max_image_bytes = max_image_bytes;
+    pub fn set_signal_limits(&mut self, limits: DecodeLimits, max_image_bytes: u64) {
+        self.limits = Some((limits, max_image_bytes));
     }
 
     /// Hashes `bytes` and matches every hash.
     pub fn check_bytes(&self, bytes: &[u8]) -> Verdict {
-        self.check_signals(&Signals::from_bytes(bytes, &self.signals))
+        self.check_signals(&Signals::from_bytes(bytes, &self.signal_options()))
     }
 
     /// Hashes a file, streaming it, and matches every hash.
     pub fn check_path(&self, path: &Path) -> Result<Verdict, ReadError> {
-        Ok(self.check_signals(&Signals::from_path(path, &self.signals)?))
+        Ok(self.check_signals(&Signals::from_path(path, &self.signal_options())?))
     }
 
     /// Matches hashes computed elsewhere.
     pub fn check_signals(&self, signals: &Signals) -> Verdict {
-        // Each entry once, at its smallest distance over the query's hashes.
-        let mut found: BTreeMap<(HashKind, u32), (Hit, Option<Dihedral>)> = BTreeMap::new();
-        let mut add = |hits: Vec<Hit>, variant: Option<Dihedral>| {
-            for hit in hits {
-                let slot = found.entry((hit.kind, hit.position)).or_insert((hit, variant));
-                if hit.distance < slot.0.distance {
-                    *slot = (hit, variant);
-                }
+        let weak_pdq = signals.pdq.is_some_and(|pdq| pdq.quality < self.options.min_pdq_quality);
+        let matches = self.live().view(|view| {
+            // Each entry once, at its smallest distance over the query's hashes.
+            let mut found: BTreeMap<(HashKind, EntryAt), (Found, Option<Dihedral>)> = BTreeMap::new();
+            let mut buffer = Vec::new();
+            let mut search =
+                |kind: HashKind, value: &[u8], threshold: Option<u32>, variant: Option<Dihedral>| {
+                    buffer.clear();
+                    view.search(kind, value, threshold, &mut buffer);
+                    for hit in buffer.drain(..) {
+                        let slot = found.entry((hit.kind, hit.at)).or_insert((hit, variant));
+                        if hit.distance < slot.0.distance {
+                            *slot = (hit, variant);
+                        }
+                    }
+                };
+            for (kind, value) in signals.digests.iter() {
+                search(digest_hash_kind(kind), value, None, None);
             }
-        };
-        for (kind, value) in signals.digests.iter() {
-            add(self.index.search(digest_hash_kind(kind), value, &SearchOptions::default()), None);
-        }
-        let mut weak_pdq = false;
-        if let Some(pdq) = &signals.pdq {
-            if pdq.quality < self.options.min_pdq_quality {
-                weak_pdq = true;
-            } else {
-                let options = SearchOptions { threshold: self.options.pdq_threshold };
+            if let Some(pdq) = signals.pdq.as_ref().filter(|_| !weak_pdq) {
                 let variants = match (&pdq.dihedral, self.options.dihedral) {
                     (Some(all), true) => all.iter().zip(Dihedral::ALL).collect::<Vec<_>>(),
                     _ => vec![(&pdq.hash, Dihedral::ALL[0])],
                 };
                 for (hash, variant) in variants {
                     let name = (variant != Dihedral::ALL[0]).then_some(variant);
-                    add(self.index.search(HashKind::Pdq, &hash.0, &options), name);
+                    search(HashKind::Pdq, &hash.0, self.options.pdq_threshold, name);
                 }
             }
-        }
-        for &(kind, hash) in &signals.image_hashes {
-            let options = SearchOptions { threshold: self.options.hamming_threshold };
-            add(self.index.search(image_hash_kind(kind), &hash.0.to_be_bytes(), &options), None);
-        }
-        let mut found: Vec<(Hit, Option<Dihedral>)> = found.into_values().collect();
-        found.sort_by_key(|(hit, _)| (!hit.kind.is_exact(), hit.distance, hit.kind, hit.position));
-        let matches: Vec<Match> =
-            found.into_iter().map(|(hit, variant)| self.resolve(&hit, variant.map(Dihedral::name))).collect();
+            for &(kind, hash) in &signals.image_hashes {
+                search(image_hash_kind(kind), &hash.0.to_be_bytes(), self.options.hamming_threshold, None);
+            }
+            let found: Vec<(Found, Option<&'static str>)> =
+                found.into_values().map(|(hit, variant)| (hit, variant.map(Dihedral::name))).collect();
+            resolve_all(&view, found)
+        });
         Verdict {
             outcome: outcome(&matches),
             matches,
@@ -252,8 +270,11 @@ impl Matcher {
             HashKind::PHash | HashKind::DHash | HashKind::AHash => self.options.hamming_threshold,
             _ => None,
         };
-        let hits = self.index.search(kind, value, &SearchOptions { threshold });
-        let matches: Vec<Match> = hits.iter().map(|hit| self.resolve(hit, None)).collect();
+        let matches = self.live().view(|view| {
+            let mut found = Vec::new();
+            view.search(kind, value, threshold, &mut found);
+            resolve_all(&view, found.into_iter().map(|hit| (hit, None)).collect())
+        });
         Verdict {
             outcome: outcome(&matches),
             matches,
@@ -263,26 +284,113 @@ impl Matcher {
         }
     }
 
-    fn resolve(&self, hit: &Hit, variant: Option<&'static str>) -> Match {
-        let record = self.index.record(hit);
-        let owned = |text: Option<&str>| text.map(str::to_string);
-        Match {
-            list: self.index.list(hit).map_or_else(|| "(unknown list)".to_string(), |l| l.name.clone()),
-            entry_id: owned(record.and_then(|r| r.id)),
-            category: owned(record.and_then(|r| r.category)),
-            source: owned(record.and_then(|r| r.source)),
-            kind: hit.kind,
-            value: self.index.value(hit).map(hex::encode).unwrap_or_default(),
-            distance: hit.distance,
-            variant,
+    /// Applies changes as one batch, durably; see [`crate::delta`] for what they mean.
+    pub fn submit(&self, changes: Vec<Change>, actor: Option<&str>) -> Result<Receipt, StoreError> {
+        self.dir.submit(changes, actor)
+    }
+
+    /// Adds entries to a list that exists.
+    pub fn add(
+        &self,
+        list: &str,
+        entries: Vec<ImportedEntry>,
+        actor: Option<&str>,
+    ) -> Result<Receipt, StoreError> {
+        let changes =
+            entries.into_iter().map(|entry| Change::Add { list: list.to_string(), entry }).collect();
+        self.submit(changes, actor)
+    }
+
+    /// Withdraws entries.
+    pub fn remove(&self, removals: Vec<Removal>, actor: Option<&str>) -> Result<Receipt, StoreError> {
+        self.submit(removals.into_iter().map(Change::Remove).collect(), actor)
+    }
+
+    /// Adds known false positives to an allow-list (created with default thresholds if it
+    /// does not exist; [`DEFAULT_ALLOW_LIST`] if `list` is `None`).
+    pub fn allow(
+        &self,
+        list: Option<&str>,
+        entries: Vec<ImportedEntry>,
+        actor: Option<&str>,
+    ) -> Result<Receipt, StoreError> {
+        let name = list.unwrap_or(DEFAULT_ALLOW_LIST);
+        let existing = self.live().view(|view| view.delta.list(name).map(|list| list.options()));
+        let options =
+            existing.unwrap_or_else(|| ListOptions { role: ListRole::Allow, ..ListOptions::new(name) });
+        if options.role != ListRole::Allow {
+            return Err(crate::delta::ChangeError::Invalid(format!(
+                "list {name:?} is a block-list, not an allow-list"
+            ))
+            .into());
         }
+        let mut changes = vec![Change::DefineList(options)];
+        changes.extend(entries.into_iter().map(|entry| Change::Add { list: name.to_string(), entry }));
+        self.submit(changes, actor)
+    }
+
+    /// Makes a list hold exactly `entries`, writing only the difference; see
+    /// [`IndexDir::refresh`].
+    pub fn refresh(
+        &self,
+        list: &str,
+        options: Option<ListOptions>,
+        entries: Vec<ImportedEntry>,
+        actor: Option<&str>,
+    ) -> Result<Refreshed, StoreError> {
+        self.dir.refresh(list, options, entries, actor)
+    }
+
+    /// Folds the delta into a new index file and swaps it in; queries go on meanwhile.
+    pub fn compact(&self) -> Result<Compaction, StoreError> {
+        self.dir.compact()
     }
 }
 
+/// Matches for found entries, block-list matches only, each marked if an allow-list match
+/// suppresses it: an allow-listed digest (the very same bytes) suppresses every match; an
+/// allow-listed perceptual hash or vector suppresses the matches of its own kind.
+fn resolve_all<B: AsRef<[u8]>>(
+    view: &View<'_, B>,
+    mut found: Vec<(Found, Option<&'static str>)>,
+) -> Vec<Match> {
+    found.sort_by_key(|(hit, _)| (!hit.kind.is_exact(), hit.distance, hit.kind, hit.at));
+    let mut block = Vec::new();
+    let mut allow = Vec::new();
+    for (hit, variant) in found {
+        let Some(entry) = view.entry(&hit.at) else { continue };
+        let owned = |text: Option<&str>| text.map(str::to_string);
+        let resolved = Match {
+            list: entry.list.name.clone(),
+            entry_id: owned(entry.id),
+            category: owned(entry.category),
+            source: owned(entry.source),
+            kind: hit.kind,
+            value: hex::encode(entry.value),
+            distance: hit.distance,
+            variant,
+            suppressed_by: None,
+        };
+        match entry.list.role {
+            ListRole::Block => block.push(resolved),
+            ListRole::Allow => allow.push(resolved),
+        }
+    }
+    for matched in &mut block {
+        // `allow` is sorted digests first, then by distance: the first that applies is the best.
+        matched.suppressed_by = allow
+            .iter()
+            .find(|allowed| allowed.kind.is_exact() || allowed.kind == matched.kind)
+            .map(|allowed| Box::new(allowed.clone()));
+    }
+    block
+}
+
 fn outcome(matches: &[Match]) -> Outcome {
-    if matches.iter().any(|m| m.kind.is_exact()) {
+    let counted: Vec<&Match> = matches.iter().filter(|m| m.suppressed_by.is_none()).collect();
+    if counted.iter().any(|m| m.kind.is_exact()) {
         Outcome::Known
-    } else if matches.is_empty() {
+    } else if counted.is_empty() {
         Outcome::Unknown
     } else {
         Outcome::NearKnown
@@ -306,9 +414,8 @@ fn image_hash_kind(kind: ImageHashKind) -> HashKind {
     }
 }
 
-/// The signals worth computing for `index`: only kinds it has entries of.
-fn signal_options(index: &Index<IndexBytes>, options: &MatchOptions) -> SignalOptions {
-    let kinds = index.kinds();
+/// The signals worth computing for an index with entries of `kinds`.
+fn signal_options(kinds: &BTreeSet<HashKind>, options: &MatchOptions) -> SignalOptions {
     let digests = DigestSet::ALL.iter().filter(|&kind| kinds.contains(&digest_hash_kind(kind))).collect();
     let pdq = match (kinds.contains(&HashKind::Pdq), options.dihedral) {
         (false, _) => PdqMode::Off,

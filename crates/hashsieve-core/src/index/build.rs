@@ -6,8 +6,8 @@ use std::path::Path;
 use super::records::{RecordKey, RecordsBuilder};
 use super::vectors::VectorDistance;
 use super::{
-    DEFAULT_HAMMING64_THRESHOLD, DEFAULT_PDQ_THRESHOLD, Family, IndexError, ListInfo, MANIFEST, Manifest,
-    RECORDS, STRINGS, exact, family, hamming, table_kind, vectors,
+    DEFAULT_HAMMING64_THRESHOLD, DEFAULT_PDQ_THRESHOLD, Family, IndexError, ListInfo, ListRole, MANIFEST,
+    Manifest, RECORDS, STRINGS, exact, family, hamming, table_kind, vectors,
 };
 use crate::hashes::HashKind;
 use crate::import::ImportedEntry;
@@ -18,6 +18,8 @@ use crate::index::format::IndexFileBuilder;
 pub struct ListOptions {
     /// Unique in the index; reported with every match.
     pub name: String,
+    /// Block-list (the default) or allow-list of known false positives.
+    pub role: ListRole,
     /// PDQ matches are at most this many bits away (default 31).
     pub pdq_threshold: u32,
     /// pHash, dHash and aHash matches are at most this many bits away (default 8).
@@ -31,6 +33,7 @@ impl ListOptions {
     pub fn new(name: impl Into<String>) -> ListOptions {
         ListOptions {
             name: name.into(),
+            role: ListRole::Block,
             pdq_threshold: DEFAULT_PDQ_THRESHOLD,
             hamming_threshold: DEFAULT_HAMMING64_THRESHOLD,
             photodna: None,
@@ -73,6 +76,7 @@ impl IndexBuilder {
         let id = ListId(self.lists.len() as u32);
         self.lists.push(ListInfo {
             name: options.name,
+            role: options.role,
             pdq_threshold: options.pdq_threshold,
             hamming_threshold: options.hamming_threshold,
             photodna: options.photodna,
@@ -80,6 +84,11 @@ impl IndexBuilder {
             sources: Vec::new(),
         });
         Ok(id)
+    }
+
+    /// The list named `name`, if it has been added.
+    pub fn list_id(&self, name: &str) -> Option<ListId> {
+        self.lists.iter().position(|list| list.name == name).map(|i| ListId(i as u32))
     }
 
     /// Records that `list` was imported from `file`, for `index inspect`.

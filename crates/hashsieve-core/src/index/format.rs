@@ -285,21 +285,39 @@ impl IndexFileBuilder {
     /// temporary file in the same directory, fsync'd, renamed over `path`, and the directory
     /// fsync'd so the rename itself survives a crash.
     pub fn write_to_path(&self, path: &Path) -> io::Result<()> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().ok_or_else(|| io::Error::other("index path has no file name"))?;
-        let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-        let result = (|| {
-            let mut file = File::create(&temp)?;
-            file.write_all(&self.to_vec())?;
-            file.sync_all()?;
-            fs::rename(&temp, path)?;
-            File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
-        }
-        result
+        write_atomically(path, |file| file.write_all(&self.to_vec()))
     }
+}
+
+/// Writes a file so that `path` is either absent/old or complete, never partial: `write` fills
+/// a temporary file in the same directory (named `.NAME.tmp-PID`, which
+/// [`is_temporary`] recognises), which is fsync'd and renamed over `path`; then the directory
+/// is fsync'd so the rename itself survives a crash.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io::Error::other("path has no file name"))?;
+    let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&temp)?;
+        write(&mut file)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Whether a file name is one [`write_atomically`] was writing when it was interrupted.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// Makes a directory's entries (creations, renames, removals) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ fn chunk<const W: usize>(words: &Words<W>, index: u32, bits: u32) -> usize {
 }
 
 /// Calls `each` with every `bits`-bit mask of at most `radius` set bits.
-fn for_each_mask(bits: u32, radius: u32, each: &mut impl FnMut(usize)) {
+pub(crate) fn for_each_mask(bits: u32, radius: u32, each: &mut impl FnMut(usize)) {
     fn recurse(from: u32, bits: u32, left: u32, mask: usize, each: &mut impl FnMut(usize)) {
         each(mask);
         if left > 0 {
@@ -88,14 +88,14 @@ fn for_each_mask(bits: u32, radius: u32, each: &mut impl FnMut(usize)) {
     recurse(0, bits, radius, 0, each);
 }
 
-fn masks_within(bits: u32, radius: u32) -> f64 {
+pub(crate) fn masks_within(bits: u32, radius: u32) -> f64 {
     (0..=radius.min(bits))
         .fold((0.0, 1.0), |(sum, term), k| (sum + term, term * f64::from(bits - k) / f64::from(k + 1)))
         .0
 }
 
 /// The radius each chunk is searched with for threshold `t`: −1 (skipped) or more.
-fn radii(chunks: u32, threshold: u32) -> impl Iterator<Item = i64> {
+pub(crate) fn radii(chunks: u32, threshold: u32) -> impl Iterator<Item = i64> {
     let needed = i64::from(threshold) + 1;
     let chunks = i64::from(chunks);
     let (base, extra) = (needed / chunks, needed % chunks);

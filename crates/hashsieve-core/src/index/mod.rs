@@ -51,7 +51,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::build::{IndexBuilder, ListOptions};
+pub use self::build::{IndexBuilder, ListId, ListOptions};
 use self::exact::ExactTable;
 use self::format::{FormatError, IndexFile};
 use self::hamming::HammingTable;
@@ -94,11 +94,36 @@ pub enum IndexError {
     Invalid(String),
 }
 
+/// What a list's entries mean to a match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListRole {
+    /// Entries are known material: a match is reported (the default).
+    #[default]
+    Block,
+    /// Entries are known false positives: content that matches one has its matches suppressed
+    /// (reported as suppressed, with the allow-list entry).
+    Allow,
+}
+
+impl ListRole {
+    /// The role's name in manifests and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListRole::Block => "block",
+            ListRole::Allow => "allow",
+        }
+    }
+}
+
 /// A list as the index records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListInfo {
     /// The list's name, unique in the index.
     pub name: String,
+    /// Block-list or allow-list; absent in manifests written before allow-lists, meaning block.
+    #[serde(default)]
+    pub role: ListRole,
     /// PDQ matches are at most this many bits away.
     pub pdq_threshold: u32,
     /// pHash, dHash and aHash matches are at most this many bits away.
@@ -118,6 +143,17 @@ impl ListInfo {
             HashKind::Pdq => Some(self.pdq_threshold),
             HashKind::PHash | HashKind::DHash | HashKind::AHash => Some(self.hamming_threshold),
             _ => None,
+        }
+    }
+
+    /// The list's settings, as a builder takes them.
+    pub fn options(&self) -> ListOptions {
+        ListOptions {
+            name: self.name.clone(),
+            role: self.role,
+            pdq_threshold: self.pdq_threshold,
+            hamming_threshold: self.hamming_threshold,
+            photodna: self.photodna,
         }
     }
 }
@@ -357,6 +393,28 @@ impl<B: AsRef<[u8]>> Index<B> {
         });
     }
 
+    /// Every entry of `kind`, in table order, as hits at distance 0: for compaction, list
+    /// refreshes and dumps, which visit the whole index.
+    pub fn entries(&self, kind: HashKind) -> impl Iterator<Item = Hit> + '_ {
+        let data = self.file.bytes();
+        let record_of = move |position: usize| -> u32 {
+            match family(kind) {
+                Family::Exact => self.exact.get(&kind).map_or(u32::MAX, |t| t.over(data).record(position)),
+                Family::Pdq => self.pdq.as_ref().map_or(u32::MAX, |t| t.over(data).record(position)),
+                Family::Hamming64 => {
+                    self.hamming64.get(&kind).map_or(u32::MAX, |t| t.over(data).record(position))
+                }
+                Family::Vector => self.photodna.as_ref().map_or(u32::MAX, |t| t.over(data).record(position)),
+            }
+        };
+        (0..self.len(kind)).map(move |position| Hit {
+            kind,
+            distance: 0,
+            position: position as u32,
+            record: record_of(position),
+        })
+    }
+
     /// The provenance of a hit.
     pub fn record(&self, hit: &Hit) -> Option<Record<'_>> {
         self.records.over(self.file.bytes()).get(hit.record)
@@ -398,6 +456,24 @@ impl<B: AsRef<[u8]>> Index<B> {
             table.over(data).verify(records)?;
         }
         Ok(())
+    }
+}
+
+/// The bytes of an opened index: a file mapping, or a buffer.
+#[derive(Debug)]
+pub enum IndexBytes {
+    /// A read-only mapping of an index file.
+    Mapped(memmap2::Mmap),
+    /// An index in memory.
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for IndexBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            IndexBytes::Mapped(map) => map,
+            IndexBytes::Owned(bytes) => bytes,
+        }
     }
 }
 

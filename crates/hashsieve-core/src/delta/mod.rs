@@ -1,0 +1,147 @@
+//! Live list changes: adds, removals and allow-list entries applied without a rebuild.
+//!
+//! An index file never changes. Changes to its lists arrive as [`Change`]s, grouped in
+//! [`Batch`]es, appended to a log beside the index and made durable before they are
+//! acknowledged ([`log`] has the bytes); in memory they form a [`Delta`](live) that every query
+//! consults together with the index file, so a query sees *base + adds − removals*, and matches
+//! of allow-listed content are reported as suppressed. Compaction folds the delta into a new
+//! index file; the [index directory](crate::store) holds the files and swaps them.
+//!
+//! The semantics, which the brute-force model in the tests follows:
+//!
+//! - an entry is identified by list, hash kind, value and id; adding an entry that exists
+//!   replaces its category, source and quality;
+//! - a [`Removal`] withdraws every entry present at that moment that matches all of its given
+//!   fields (list, hash, id), in the index file and in the delta; a later add of a matching
+//!   entry adds it again;
+//! - allow-lists are lists with [`ListRole::Allow`]: adding to one is allow-listing.
+
+pub mod live;
+pub mod log;
+mod near;
+
+use crate::hashes::HashKind;
+use crate::import::ImportedEntry;
+use crate::index::ListOptions;
+#[cfg(doc)]
+use crate::index::ListRole;
+
+/// One change to the lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Declares a list with its settings; nothing happens if it exists with the same settings.
+    DefineList(ListOptions),
+    /// Adds an entry to a list, replacing an entry with the same kind, value and id.
+    Add {
+        /// The list's name.
+        list: String,
+        /// The entry.
+        entry: ImportedEntry,
+    },
+    /// Withdraws entries.
+    Remove(Removal),
+}
+
+/// Which entries a removal withdraws: those matching every field given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Removal {
+    /// Only in this list; `None` means in every list (allowed only with a hash).
+    pub list: Option<String>,
+    /// Only entries with this kind and value.
+    pub hash: Option<(HashKind, Vec<u8>)>,
+    /// Only entries with this id (ids belong to a list, so `list` is required).
+    pub entry_id: Option<String>,
+}
+
+impl Removal {
+    /// Every entry with this id in `list`, whatever its kinds.
+    pub fn entry(list: impl Into<String>, id: impl Into<String>) -> Removal {
+        Removal { list: Some(list.into()), hash: None, entry_id: Some(id.into()) }
+    }
+
+    /// Every entry with this hash, in `list` or in every list.
+    pub fn hash(list: Option<String>, kind: HashKind, value: Vec<u8>) -> Removal {
+        Removal { list, hash: Some((kind, value)), entry_id: None }
+    }
+}
+
+/// Changes applied together: all of them, or after a crash none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Position in the index directory's history; increases by one per batch.
+    pub seq: u64,
+    /// When the batch was written, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Who made the change, if the caller said (an analyst, a token id, a feed).
+    pub actor: Option<String>,
+    /// The changes, applied in order.
+    pub changes: Vec<Change>,
+}
+
+/// Why a change is refused before it is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// The change names a list that does not exist.
+    #[error("no list named {0:?} (define it first, e.g. with `list refresh` or `--define`)")]
+    UnknownList(String),
+    /// The list exists with other settings.
+    #[error("list {0:?} exists with other settings; thresholds change by rebuilding the index")]
+    ListConflict(String),
+    /// The change is malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Checks a change on its own: lengths, limits and required fields.
+pub fn check_change(change: &Change) -> Result<(), ChangeError> {
+    let invalid = |text: String| Err(ChangeError::Invalid(text));
+    let check_str = |what: &str, text: Option<&str>| match text {
+        Some(text) if text.len() > log::MAX_STRING => invalid(format!("{what} longer than 64 KiB")),
+        Some("") if what == "list name" => invalid("a list name cannot be empty".into()),
+        _ => Ok(()),
+    };
+    let check_hash = |kind: HashKind, value: &[u8]| {
+        if value.len() == kind.value_len() {
+            Ok(())
+        } else {
+            invalid(format!("a {kind} value is {} bytes, not {}", kind.value_len(), value.len()))
+        }
+    };
+    match change {
+        Change::DefineList(list) => {
+            check_str("list name", Some(&list.name))?;
+            if list.pdq_threshold > 256 || list.hamming_threshold > 64 {
+                return invalid(format!("list {:?}: threshold wider than the hash", list.name));
+            }
+            Ok(())
+        }
+        Change::Add { list, entry } => {
+            check_str("list name", Some(list))?;
+            check_hash(entry.kind, &entry.value)?;
+            if entry.quality == Some(255) {
+                return invalid("quality 255 is reserved".into());
+            }
+            for (what, text) in [("id", &entry.id), ("category", &entry.category), ("source", &entry.source)]
+            {
+                check_str(what, text.as_deref())?;
+            }
+            Ok(())
+        }
+        Change::Remove(removal) => {
+            check_str("list name", removal.list.as_deref())?;
+            check_str("id", removal.entry_id.as_deref())?;
+            if let Some((kind, value)) = &removal.hash {
+                check_hash(*kind, value)?;
+            }
+            match removal {
+                Removal { hash: None, entry_id: None, .. } => {
+                    invalid("a removal names a hash, an entry id, or both".into())
+                }
+                Removal { list: None, entry_id: Some(_), .. } => {
+                    invalid("an entry id belongs to a list: name the list".into())
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
