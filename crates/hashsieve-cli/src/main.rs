@@ -25,6 +25,9 @@ enum Command {
     /// Build, inspect or verify an index file.
     #[command(subcommand)]
     Index(cmd::index::IndexCommand),
+    /// Change the lists of an index directory without a rebuild.
+    #[command(subcommand)]
+    List(cmd::list::ListCommand),
     Match(cmd::scan::MatchArgs),
     Scan(cmd::scan::ScanArgs),
 }
@@ -41,6 +44,15 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // The library logs recovery and compaction events; they go to standard error, filtered by
+    // HASHSIEVE_LOG (e.g. "debug"), warnings and errors by default.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HASHSIEVE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let matches = match Cli::command().try_get_matches() {
         Ok(matches) => matches,
         // --help and --version are not errors; a usage error shares the status of other
@@ -62,6 +74,7 @@ fn main() -> ExitCode {
         Command::Index(command) => {
             cmd::index::run(command, matches.subcommand_matches("index").expect("index was parsed"))
         }
+        Command::List(command) => cmd::list::run(command),
         Command::Match(args) => cmd::scan::run_match(args),
         Command::Scan(args) => cmd::scan::run_scan(args),
     };

@@ -125,6 +125,13 @@ impl serde::Serialize for HashKind {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for HashKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A name that is not a hash kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

@@ -287,6 +287,25 @@ fn replay(
     Ok((contents.valid_len, contents.damage, batches))
 }
 
+/// The logs of an index directory's current base, read without replaying them: for
+/// `hashsieve list log`. Reading does not change anything.
+pub fn read_logs(dir: &Path) -> Result<Vec<(PathBuf, log::LogContents)>, StoreError> {
+    let listing = list_dir(dir)?;
+    let generation = listing.bases.last().copied().unwrap_or(0);
+    let mut logs = Vec::new();
+    for number in listing.logs.into_iter().filter(|&n| n >= generation) {
+        let path = dir.join(log_name(number));
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        let contents = log::read_log(&bytes).map_err(|LogError::Header(reason)| StoreError::Corrupt {
+            file: path.clone(),
+            offset: 0,
+            reason: format!("header: {reason}"),
+        })?;
+        logs.push((path, contents));
+    }
+    Ok(logs)
+}
+
 /// The log being appended to.
 #[derive(Debug)]
 struct ActiveLog {

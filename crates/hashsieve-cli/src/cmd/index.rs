@@ -10,11 +10,12 @@ use clap::{ArgMatches, Args, Subcommand};
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::{self, ImportReport, ImportedEntry, Mode};
 use hashsieve_core::index::{Index, IndexBuilder, ListOptions, Metric, VectorDistance};
+use hashsieve_core::store::{DirOptions, IndexDir};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::Outcome;
 
-/// Build, inspect or verify an index file.
+/// Build, inspect or verify an index file or index directory.
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     Build(BuildArgs),
@@ -47,9 +48,15 @@ pub enum ListFormat {
 ///       --list hma=pdq.csv --kind pdq --pdq-threshold 31 --list vics.json --lenient
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Where to write the index (written atomically).
-    #[arg(short, long, value_name = "INDEX")]
-    output: PathBuf,
+    /// Where to write the index file (written atomically).
+    #[arg(short, long, value_name = "INDEX", required_unless_present = "dir", conflicts_with = "dir")]
+    output: Option<PathBuf>,
+
+    /// Create an index directory instead: the index file plus a delta log, so that lists can
+    /// then change without a rebuild (`hashsieve list`). The directory must not exist or be
+    /// empty.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 
     /// A list file, as PATH or NAME=PATH. Repeat for more lists.
     #[arg(long = "list", value_name = "[NAME=]PATH", required = true)]
@@ -86,30 +93,94 @@ pub struct BuildArgs {
     plan: Vec<ListPlan>,
 }
 
-fn parse_distance(text: &str) -> Result<VectorDistance, String> {
+pub(crate) fn parse_distance(text: &str) -> Result<VectorDistance, String> {
     let (metric, threshold) = text.split_once(':').ok_or("expected METRIC:THRESHOLD, e.g. l2:1800")?;
     let metric: Metric = metric.parse()?;
     let threshold = threshold.parse().map_err(|_| format!("{threshold:?} is not a whole number"))?;
     Ok(VectorDistance { metric, threshold })
 }
 
-/// Inspect or verify an index file.
+/// Inspect or verify an index file or index directory.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The index file.
+    /// The index file or directory.
     #[arg(value_name = "INDEX")]
     index: PathBuf,
 }
 
 /// One list to import, with the options that apply to it.
 #[derive(Debug, Clone)]
-struct ListPlan {
-    name: String,
-    path: PathBuf,
-    format: ListFormat,
-    kinds: Vec<HashKind>,
-    mode: Mode,
-    options: ListOptions,
+pub(crate) struct ListPlan {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) format: ListFormat,
+    pub(crate) kinds: Vec<HashKind>,
+    pub(crate) mode: Mode,
+    pub(crate) options: ListOptions,
+}
+
+/// A list's name and file from `NAME=PATH` or `PATH` (named by the file's stem).
+pub(crate) fn list_spec(spec: &str) -> (String, PathBuf) {
+    match spec.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !name.contains('/') => {
+            (name.to_string(), PathBuf::from(path))
+        }
+        _ => {
+            let path = PathBuf::from(spec);
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            (stem, path)
+        }
+    }
+}
+
+/// The format a list file's extension suggests: .csv is csv, .json is vics, anything else lines.
+pub(crate) fn format_of(path: &Path) -> ListFormat {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("csv") => ListFormat::Csv,
+        Some("json") => ListFormat::Vics,
+        _ => ListFormat::Lines,
+    }
+}
+
+/// Imports a list file, with a progress bar for big ones, passing each entry to `sink`; the
+/// first error `sink` returns stops the import.
+pub(crate) fn import_list(
+    plan: &ListPlan,
+    mut sink: impl FnMut(ImportedEntry) -> anyhow::Result<()>,
+) -> anyhow::Result<ImportReport> {
+    let file = File::open(&plan.path).with_context(|| format!("cannot open {}", plan.path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = byte_bar(size, &plan.name);
+    let reader = BufReader::with_capacity(1 << 20, bar.wrap_read(file));
+    let shown = plan.path.display().to_string();
+    let mut failure = None;
+    let mut each = |entry: ImportedEntry| {
+        if failure.is_none()
+            && let Err(err) = sink(entry)
+        {
+            failure = Some(err);
+        }
+    };
+    let report = match plan.format {
+        ListFormat::Lines => import::import_lines(reader, &shown, plan.kinds[0], plan.mode, &mut each),
+        ListFormat::Csv => import::import_csv(reader, &shown, plan.kinds[0], plan.mode, &mut each),
+        ListFormat::Vics => {
+            let kinds = if plan.kinds.is_empty() {
+                let mut kinds = vec![HashKind::Md5, HashKind::Sha1];
+                kinds.extend(plan.options.photodna.map(|_| HashKind::PhotoDna));
+                kinds
+            } else {
+                plan.kinds.clone()
+            };
+            import::import_vics(reader, &shown, &kinds, plan.mode, &mut each)
+        }
+    };
+    bar.finish_and_clear();
+    let report = report?;
+    if let Some(err) = failure {
+        return Err(err.context(shown));
+    }
+    Ok(report)
 }
 
 impl BuildArgs {
@@ -132,24 +203,9 @@ impl BuildArgs {
         }
         let mut plans = Vec::new();
         for (list, spec) in self.lists.iter().enumerate() {
-            let (name, path) = match spec.split_once('=') {
-                Some((name, path)) if !name.is_empty() && !name.contains('/') => {
-                    (name.to_string(), PathBuf::from(path))
-                }
-                _ => {
-                    let path = PathBuf::from(spec);
-                    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                    (stem, path)
-                }
-            };
+            let (name, path) = list_spec(spec);
             let format =
-                pick(&self.format, &positions("format"), list, &owner).unwrap_or_else(|| {
-                    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-                        Some("csv") => ListFormat::Csv,
-                        Some("json") => ListFormat::Vics,
-                        _ => ListFormat::Lines,
-                    }
-                });
+                pick(&self.format, &positions("format"), list, &owner).unwrap_or_else(|| format_of(&path));
             let kind_at = positions("kind");
             let own_kinds: Vec<HashKind> = kind_at
                 .iter()
@@ -205,54 +261,38 @@ fn build(args: BuildArgs) -> anyhow::Result<Outcome> {
     let mut skipped_any = false;
     for plan in &args.plan {
         let list = builder.add_list(plan.options.clone())?;
-        let file = File::open(&plan.path).with_context(|| format!("cannot open {}", plan.path.display()))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let bar = byte_bar(size, &plan.name);
-        let reader = BufReader::with_capacity(1 << 20, bar.wrap_read(file));
         let shown = plan.path.display().to_string();
-        let mut failure = None;
-        let mut sink = |entry: ImportedEntry| {
-            if failure.is_none()
-                && let Err(err) = builder.add(list, &entry)
-            {
-                failure = Some(err);
-            }
-        };
-        let report = match plan.format {
-            ListFormat::Lines => import::import_lines(reader, &shown, plan.kinds[0], plan.mode, &mut sink),
-            ListFormat::Csv => import::import_csv(reader, &shown, plan.kinds[0], plan.mode, &mut sink),
-            ListFormat::Vics => {
-                let kinds = if plan.kinds.is_empty() {
-                    let mut kinds = vec![HashKind::Md5, HashKind::Sha1];
-                    kinds.extend(plan.options.photodna.map(|_| HashKind::PhotoDna));
-                    kinds
-                } else {
-                    plan.kinds.clone()
-                };
-                import::import_vics(reader, &shown, &kinds, plan.mode, &mut sink)
-            }
-        };
-        bar.finish_and_clear();
-        let report = report?;
-        if let Some(err) = failure {
-            bail!("{shown}: {err}");
-        }
+        let report = import_list(plan, |entry| Ok(builder.add(list, &entry)?))?;
         builder.add_source(list, shown.clone());
         report_import(&plan.name, &shown, &report);
         skipped_any |= !report.skipped.is_empty();
     }
-    builder.write_to_path(&args.output).with_context(|| format!("cannot write {}", args.output.display()))?;
-    let size = std::fs::metadata(&args.output).map(|m| m.len()).unwrap_or(0);
+    let written = match (&args.output, &args.dir) {
+        (Some(output), _) => {
+            builder.write_to_path(output).with_context(|| format!("cannot write {}", output.display()))?;
+            output.clone()
+        }
+        (None, Some(dir)) => {
+            IndexDir::create(dir, &builder).with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.clone()
+        }
+        (None, None) => bail!("give --output or --dir"),
+    };
+    let size = if written.is_dir() {
+        std::fs::read_dir(&written)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
+    } else {
+        std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0)
+    };
     eprintln!(
         "wrote {} ({}) in {:.1} s",
-        args.output.display(),
+        written.display(),
         human_bytes(size),
         started.elapsed().as_secs_f64()
     );
     Ok(if skipped_any { Outcome::SomeInputsFailed } else { Outcome::Clean })
 }
 
-fn report_import(name: &str, file: &str, report: &ImportReport) {
+pub(crate) fn report_import(name: &str, file: &str, report: &ImportReport) {
     const SHOWN: usize = 20;
     eprintln!(
         "list {name}: {file}: {} entries imported, {} records skipped",
@@ -278,7 +318,7 @@ fn byte_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
@@ -292,6 +332,9 @@ fn open(path: &Path) -> anyhow::Result<Index<memmap2::Mmap>> {
 }
 
 fn inspect(path: &Path) -> anyhow::Result<Outcome> {
+    if path.is_dir() {
+        return inspect_dir(path);
+    }
     let index = open(path)?;
     let size = index.file().bytes().len() as u64;
     println!("index:        {}", path.display());
@@ -330,8 +373,58 @@ fn inspect(path: &Path) -> anyhow::Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// An index directory: its base as for a file, then what the delta holds.
+fn inspect_dir(path: &Path) -> anyhow::Result<Outcome> {
+    let options = DirOptions { writable: false, compact_after: None, repair: false };
+    let (dir, report) = IndexDir::open(path, options)
+        .with_context(|| format!("cannot open index directory {}", path.display()))?;
+    let live = dir.live();
+    let base = path.join(format!("base-{:020}.hsi", live.generation()));
+    inspect(&base)?;
+    live.view(|view| {
+        println!("delta (generation {}):", live.generation());
+        println!("  batches replayed     {}", report.batches);
+        println!("  changes since base   {}", view.delta.changes());
+        println!("  entries added        {}", view.delta.added());
+        println!("  withdrawal patterns  {}", view.delta.tombstones());
+        println!("  last batch           {}", view.delta.last_seq());
+        for list in &view.delta.lists()[live.base().lists().len()..] {
+            println!(
+                "  new list {} ({}, pdq ≤ {}, phash/dhash/ahash ≤ {})",
+                list.name,
+                list.role.name(),
+                list.pdq_threshold,
+                list.hamming_threshold
+            );
+        }
+    });
+    for (file, damage) in &report.cut {
+        println!("  {}: torn tail at byte {} ({})", file.display(), damage.offset, damage.reason);
+    }
+    Ok(Outcome::Clean)
+}
+
 fn verify(path: &Path) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    if path.is_dir() {
+        // Opening replays every log and fails on anything a crash cannot explain.
+        let options = DirOptions { writable: false, compact_after: None, repair: false };
+        let (dir, report) = IndexDir::open(path, options)
+            .with_context(|| format!("{} failed verification", path.display()))?;
+        dir.live()
+            .base()
+            .verify()
+            .with_context(|| format!("{}: index file failed verification", path.display()))?;
+        println!(
+            "{}: OK: base generation {}, {} batches in the delta log{} ({:.2} s)",
+            path.display(),
+            report.generation,
+            report.batches,
+            if report.cut.is_empty() { "" } else { ", ending in a torn write that was never acknowledged" },
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(Outcome::Clean);
+    }
     let index = open(path)?;
     index.verify().with_context(|| format!("{} failed verification", path.display()))?;
     println!("{}: OK ({:.2} s)", path.display(), started.elapsed().as_secs_f64());

@@ -2,4 +2,5 @@
 
 pub mod hash;
 pub mod index;
+pub mod list;
 pub mod scan;

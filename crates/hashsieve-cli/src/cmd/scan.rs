@@ -24,7 +24,8 @@ const BATCH: usize = 256;
 /// Which index to match against, and how.
 #[derive(Debug, Args)]
 pub struct IndexChoice {
-    /// The index file to match against (see `hashsieve index build`).
+    /// The index file or index directory to match against (see `hashsieve index build`); a
+    /// directory is read with its live changes, without taking its write lock.
     #[arg(long, value_name = "INDEX", required_unless_present = "demo", conflicts_with = "demo")]
     index: Option<PathBuf>,
 
@@ -136,8 +137,18 @@ struct Row<'a> {
     matched: &'a Match,
 }
 
-const CSV_HEADER: [&str; 11] = [
-    "path", "outcome", "list", "entry_id", "category", "source", "kind", "value", "distance", "variant",
+const CSV_HEADER: [&str; 12] = [
+    "path",
+    "outcome",
+    "list",
+    "entry_id",
+    "category",
+    "source",
+    "kind",
+    "value",
+    "distance",
+    "variant",
+    "suppressed_by",
     "query",
 ];
 
@@ -173,6 +184,7 @@ impl<W: Write> MatchWriter<W> {
                     &matched.value,
                     &matched.distance.to_string(),
                     matched.variant.unwrap_or(""),
+                    &matched.suppressed_by.as_ref().map(|allowed| suppressor(allowed)).unwrap_or_default(),
                     query.unwrap_or(""),
                 ])?,
                 MatchWriter::Json(out) => {
@@ -189,6 +201,14 @@ impl<W: Write> MatchWriter<W> {
             MatchWriter::Csv(csv) => csv.flush(),
             MatchWriter::Json(out) => out.flush(),
         }
+    }
+}
+
+/// The allow-list entry that suppressed a match, as `list:id` (or `list:kind:value`).
+fn suppressor(allowed: &Match) -> String {
+    match &allowed.entry_id {
+        Some(id) => format!("{}:{id}", allowed.list),
+        None => format!("{}:{}:{}", allowed.list, allowed.kind, allowed.value),
     }
 }
 
@@ -215,7 +235,7 @@ pub fn run_match(args: MatchArgs) -> anyhow::Result<Outcome> {
         };
         let value = kind.parse_value(value).with_context(|| text.clone())?;
         let answer = matcher.check_hash(kind, &value);
-        matched |= !answer.matches.is_empty();
+        matched |= answer.outcome != Verdict::Unknown;
         writer.write(None, Some(text), &answer)?;
     }
     writer.flush()?;
@@ -249,7 +269,7 @@ pub fn run_scan(args: ScanArgs) -> anyhow::Result<Outcome> {
             bar.inc(1);
             match answer {
                 Ok(answer) => {
-                    matched_files += u64::from(!answer.matches.is_empty());
+                    matched_files += u64::from(answer.outcome != Verdict::Unknown);
                     matches += answer.matches.len() as u64;
                     weak += u64::from(answer.weak_pdq);
                     not_images += u64::from(!answer.errors.is_empty());

@@ -22,9 +22,7 @@ mod near;
 
 use crate::hashes::HashKind;
 use crate::import::ImportedEntry;
-use crate::index::ListOptions;
-#[cfg(doc)]
-use crate::index::ListRole;
+use crate::index::{ListOptions, ListRole};
 
 /// One change to the lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +80,7 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
     /// The change names a list that does not exist.
-    #[error("no list named {0:?} (define it first, e.g. with `list refresh` or `--define`)")]
+    #[error("no list named {0:?} (create it: `hashsieve list add --create`, or `list refresh`)")]
     UnknownList(String),
     /// The list exists with other settings.
     #[error("list {0:?} exists with other settings; thresholds change by rebuilding the index")]
@@ -142,6 +140,135 @@ pub fn check_change(change: &Change) -> Result<(), ChangeError> {
                 }
                 _ => Ok(()),
             }
+        }
+    }
+}
+
+/// A change as JSON, for command lines, HTTP APIs and logs: `{"op": "add", "list": …,
+/// "kind": "md5", "value": "hex…", "id": …}`, `{"op": "remove", …}` (list, kind + value, id:
+/// each optional, as in [`Removal`]), `{"op": "define", "list": …, "role": "allow", …}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChangeJson {
+    /// [`Change::DefineList`]; absent settings take their defaults.
+    Define {
+        /// The list's name.
+        list: String,
+        /// "block" (default) or "allow".
+        #[serde(default)]
+        role: ListRole,
+        /// PDQ threshold (default 31).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pdq_threshold: Option<u32>,
+        /// pHash/dHash/aHash threshold (default 8).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hamming_threshold: Option<u32>,
+        /// PhotoDNA distance.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        photodna: Option<crate::index::VectorDistance>,
+    },
+    /// [`Change::Add`].
+    Add {
+        /// The list's name.
+        list: String,
+        /// The hash kind.
+        kind: HashKind,
+        /// The value as the kind is written (hex; base64 for PhotoDNA also accepted).
+        value: String,
+        /// The entry's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// Its category.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        category: Option<String>,
+        /// Its source.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        /// Its PDQ quality.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quality: Option<u8>,
+    },
+    /// [`Change::Remove`].
+    Remove {
+        /// Only in this list.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        list: Option<String>,
+        /// The hash kind, with `value`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<HashKind>,
+        /// The value, with `kind`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+        /// Only entries with this id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+}
+
+impl ChangeJson {
+    /// The change, with its value parsed; not yet checked against the lists.
+    pub fn into_change(self) -> Result<Change, ChangeError> {
+        let parse = |kind: HashKind, value: &str| {
+            kind.parse_value(value).map_err(|err| ChangeError::Invalid(format!("{kind} value: {err}")))
+        };
+        let change = match self {
+            ChangeJson::Define { list, role, pdq_threshold, hamming_threshold, photodna } => {
+                let defaults = ListOptions::new(list);
+                Change::DefineList(ListOptions {
+                    role,
+                    pdq_threshold: pdq_threshold.unwrap_or(defaults.pdq_threshold),
+                    hamming_threshold: hamming_threshold.unwrap_or(defaults.hamming_threshold),
+                    photodna,
+                    ..defaults
+                })
+            }
+            ChangeJson::Add { list, kind, value, id, category, source, quality } => {
+                let value = parse(kind, &value)?;
+                Change::Add { list, entry: ImportedEntry { kind, value, id, category, source, quality } }
+            }
+            ChangeJson::Remove { list, kind, value, id } => {
+                let hash = match (kind, value) {
+                    (Some(kind), Some(value)) => Some((kind, parse(kind, &value)?)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ChangeError::Invalid(
+                            "a removal by hash gives both kind and value".into(),
+                        ));
+                    }
+                };
+                Change::Remove(Removal { list, hash, entry_id: id })
+            }
+        };
+        check_change(&change)?;
+        Ok(change)
+    }
+}
+
+impl From<&Change> for ChangeJson {
+    fn from(change: &Change) -> ChangeJson {
+        match change {
+            Change::DefineList(options) => ChangeJson::Define {
+                list: options.name.clone(),
+                role: options.role,
+                pdq_threshold: Some(options.pdq_threshold),
+                hamming_threshold: Some(options.hamming_threshold),
+                photodna: options.photodna,
+            },
+            Change::Add { list, entry } => ChangeJson::Add {
+                list: list.clone(),
+                kind: entry.kind,
+                value: hex::encode(&entry.value),
+                id: entry.id.clone(),
+                category: entry.category.clone(),
+                source: entry.source.clone(),
+                quality: entry.quality,
+            },
+            Change::Remove(removal) => ChangeJson::Remove {
+                list: removal.list.clone(),
+                kind: removal.hash.as_ref().map(|(kind, _)| *kind),
+                value: removal.hash.as_ref().map(|(_, value)| hex::encode(value)),
+                id: removal.entry_id.clone(),
+            },
         }
     }
 }
