@@ -333,7 +333,8 @@ impl<'a> Reader<'a> {
                 let hamming_threshold = u32::from(self.u16()?);
                 let (metric, threshold) = (self.u8()?, self.u32()?);
                 let photodna = match metric {
-                    0 => None,
+                    0 if threshold == 0 => None,
+                    0 => return Err("a PhotoDNA threshold without a metric".into()),
                     1 => Some(VectorDistance { metric: Metric::L1, threshold }),
                     2 => Some(VectorDistance { metric: Metric::L2, threshold }),
                     metric => return Err(format!("PhotoDNA metric {metric}")),
@@ -362,8 +363,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a record's payload.
-fn decode_batch(payload: &[u8]) -> Result<Batch, String> {
+/// Decodes a record's payload (the bytes after its 16-byte head), whose checksum matched.
+pub fn decode_batch(payload: &[u8]) -> Result<Batch, String> {
     let mut reader = Reader(payload);
     let seq = reader.u64()?;
     let time_ms = reader.u64()?;
