@@ -35,7 +35,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::decode::DecodeLimits;
-use crate::delta::live::{EntryAt, Found, View};
+use crate::delta::live::{EntryIdentity, Found, View};
 use crate::delta::{Change, Removal};
 use crate::digest::{DigestKind, DigestSet};
 use crate::hashes::HashKind;
@@ -221,14 +221,14 @@ impl Matcher {
         let weak_pdq = signals.pdq.is_some_and(|pdq| pdq.quality < self.options.min_pdq_quality);
         let matches = self.live().view(|view| {
             // Each entry once, at its smallest distance over the query's hashes.
-            let mut found: BTreeMap<(HashKind, EntryAt), (Found, Option<Dihedral>)> = BTreeMap::new();
+            let mut found: BTreeMap<(HashKind, EntryIdentity), (Found, Option<Dihedral>)> = BTreeMap::new();
             let mut buffer = Vec::new();
             let mut search =
                 |kind: HashKind, value: &[u8], threshold: Option<u32>, variant: Option<Dihedral>| {
                     buffer.clear();
                     view.search(kind, value, threshold, &mut buffer);
                     for hit in buffer.drain(..) {
-                        let slot = found.entry((hit.kind, hit.at)).or_insert((hit, variant));
+                        let slot = found.entry((hit.kind, hit.at.key())).or_insert((hit, variant));
                         if hit.distance < slot.0.distance {
                             *slot = (hit, variant);
                         }
@@ -427,4 +427,45 @@ fn signal_options(kinds: &BTreeSet<HashKind>, options: &MatchOptions) -> SignalO
         .filter(|&kind| kinds.contains(&image_hash_kind(kind)))
         .collect();
     SignalOptions { digests, pdq, image_hashes, ..SignalOptions::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexBuilder;
+    use crate::pdq::PdqHash;
+    use crate::signals::PdqSignal;
+
+    fn flipped(hash: &[u8; 32], bits: &[usize]) -> PdqHash {
+        let mut out = *hash;
+        for &bit in bits {
+            out[bit / 8] ^= 1 << (bit % 8);
+        }
+        PdqHash(out)
+    }
+
+    /// An entry that several of the query's eight variants reach is one match, at the
+    /// smallest distance, named by the variant that reached it.
+    #[test]
+    fn an_entry_reached_by_several_variants_is_one_match() {
+        let entry = [0x3c; 32];
+        let mut builder = IndexBuilder::new();
+        let list = builder.add_list(ListOptions::new("l")).unwrap();
+        builder.add(list, &ImportedEntry::new(HashKind::Pdq, entry.to_vec())).unwrap();
+        let matcher = Matcher::from_bytes(builder.to_vec()).unwrap();
+        let far = flipped(&entry, &(0..128).collect::<Vec<_>>());
+        let mut dihedral = [far; 8];
+        dihedral[0] = flipped(&entry, &[1, 2, 3, 4, 5]);
+        dihedral[3] = flipped(&entry, &[7, 9]);
+        dihedral[6] = flipped(&entry, &[1, 2, 3]);
+        let signals = Signals {
+            pdq: Some(PdqSignal { hash: dihedral[0], quality: 100, dihedral: Some(dihedral) }),
+            ..Signals::default()
+        };
+        let verdict = matcher.check_signals(&signals);
+        assert_eq!(verdict.matches.len(), 1, "{:?}", verdict.matches);
+        assert_eq!(verdict.matches[0].distance, 2);
+        assert_eq!(verdict.matches[0].variant, Some(Dihedral::ALL[3].name()));
+        assert_eq!(verdict.outcome, Outcome::NearKnown);
+    }
 }

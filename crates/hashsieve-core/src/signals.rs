@@ -140,8 +140,9 @@ pub struct ReadError {
     pub source: io::Error,
 }
 
-/// Everything computed for one input.
-#[derive(Debug)]
+/// Everything computed for one input; the default is an empty input with nothing computed, a
+/// starting point for hashes computed elsewhere.
+#[derive(Debug, Default)]
 pub struct Signals {
     /// The input's length in bytes.
     pub size: u64,

@@ -407,6 +407,20 @@ pub enum EntryAt {
     Delta(u32),
 }
 
+/// Which entry, whatever the distance it was found at: (0, position in the file's table) or
+/// (1, delta slot), within one hash kind.
+pub type EntryIdentity = (u8, u32);
+
+impl EntryAt {
+    /// The entry's identity, for merging what several query hashes found.
+    pub fn key(&self) -> EntryIdentity {
+        match self {
+            EntryAt::Base(hit) => (0, hit.position),
+            EntryAt::Delta(slot) => (1, *slot),
+        }
+    }
+}
+
 /// An entry a query found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found {
