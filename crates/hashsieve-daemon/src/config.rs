@@ -1,0 +1,225 @@
+//! The daemon's configuration: a TOML file, with safe defaults for everything but the index.
+//!
+//! ```toml
+//! index = "/var/lib/hashsieve/lists"   # an index directory (or a single index file)
+//! writable = true                      # take the directory's write lock: admins can change lists
+//!
+//! [http]
+//! listen = "127.0.0.1:8427"
+//!
+//! [limits]
+//! max_body_bytes = 33554432            # larger request bodies get 413
+//! max_image_pixels = 100000000         # larger images are not decoded (digests still match)
+//! request_timeout_secs = 30            # reading the body and answering, together
+//! header_timeout_secs = 10             # a client must send its headers within this
+//! max_connections = 1024               # further connections wait in the kernel's backlog
+//! max_in_flight = 64                   # content being hashed at once; more gets 503
+//! max_hashes = 10000                   # hashes in one /v1/match/hashes request
+//!
+//! [[tokens]]                           # none: matching is open, list changes are refused
+//! id = "ingest-1"
+//! sha256 = "…64 hex digits: sha256 of the bearer token…"
+//! roles = ["match"]                    # "match" and/or "admin"
+//!
+//! [logging]
+//! json = false                         # one JSON object per line instead of text
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Why a configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML for this schema.
+    #[error("configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// What a bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Match content and hashes.
+    Match,
+    /// Change lists and compact, as well as match.
+    Admin,
+}
+
+/// A bearer token, stored as its SHA-256 so the configuration holds no secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Named in logs and the audit trail; never the token itself.
+    pub id: String,
+    /// SHA-256 of the token, in hex (`printf %s TOKEN | sha256sum`).
+    pub sha256: String,
+    /// What it may do.
+    pub roles: Vec<Role>,
+}
+
+/// Where to listen for HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port; loopback by default.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)) }
+    }
+}
+
+/// The port hashsieved listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 8427;
+
+/// Bounds on what one client can make the daemon do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: u64,
+    /// Largest image decoded, in pixels.
+    pub max_image_pixels: u64,
+    /// Time to read a request's body and answer it.
+    pub request_timeout_secs: u64,
+    /// Time a client has to send a request's headers (and an idle connection to send the next).
+    pub header_timeout_secs: u64,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Content hashed at once.
+    pub max_in_flight: usize,
+    /// Hashes in one lookup request.
+    pub max_hashes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 32 << 20,
+            max_image_pixels: 100_000_000,
+            request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            max_connections: 1024,
+            max_in_flight: 64,
+            max_hashes: 10_000,
+        }
+    }
+}
+
+/// Log format.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// JSON lines instead of text.
+    pub json: bool,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The index directory or file served.
+    pub index: PathBuf,
+    /// Open the index directory for writing, so that admins can change lists.
+    #[serde(default)]
+    pub writable: bool,
+    /// HTTP listener.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Bearer tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub logging: Logging,
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the index.
+    pub fn for_index(index: PathBuf) -> Config {
+        Config {
+            index,
+            writable: false,
+            http: HttpConfig::default(),
+            limits: Limits::default(),
+            tokens: Vec::new(),
+            logging: Logging::default(),
+        }
+    }
+
+    /// Parses and checks a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |text: String| Err(ConfigError::Invalid(text));
+        let limits = &self.limits;
+        for (name, value) in [
+            ("max_body_bytes", limits.max_body_bytes),
+            ("max_image_pixels", limits.max_image_pixels),
+            ("request_timeout_secs", limits.request_timeout_secs),
+            ("header_timeout_secs", limits.header_timeout_secs),
+            ("max_connections", limits.max_connections as u64),
+            ("max_in_flight", limits.max_in_flight as u64),
+            ("max_hashes", limits.max_hashes as u64),
+        ] {
+            if value == 0 {
+                return invalid(format!("limits.{name} must be at least 1"));
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for token in &self.tokens {
+            if !ids.insert(&token.id) {
+                return invalid(format!("two tokens have id {:?}", token.id));
+            }
+            if token.sha256.len() != 64 || hex::decode(&token.sha256).is_err() {
+                return invalid(format!("token {:?}: sha256 must be 64 hex digits", token.id));
+            }
+            if token.roles.is_empty() {
+                return invalid(format!("token {:?} has no roles", token.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_bounded() {
+        let config = Config::from_toml("index = \"/srv/lists\"").unwrap();
+        assert!(config.http.listen.ip().is_loopback());
+        assert!(!config.writable);
+        assert_eq!(config.limits.max_body_bytes, 32 << 20);
+        assert!(config.tokens.is_empty());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let unknown = Config::from_toml("index = \"x\"\nlisten = \"0.0.0.0:1\"").unwrap_err();
+        assert!(unknown.to_string().contains("unknown field"), "{unknown}");
+        let zero = Config::from_toml("index = \"x\"\n[limits]\nmax_in_flight = 0").unwrap_err();
+        assert!(zero.to_string().contains("max_in_flight"), "{zero}");
+        let token = "index = \"x\"\n[[tokens]]\nid = \"a\"\nsha256 = \"abc\"\nroles = [\"match\"]";
+        assert!(Config::from_toml(token).unwrap_err().to_string().contains("64 hex digits"));
+        let role = "index = \"x\"\n[[tokens]]\nid = \"a\"\nsha256 = \"\"\nroles = [\"root\"]";
+        assert!(Config::from_toml(role).unwrap_err().to_string().contains("unknown variant"));
+    }
+}

@@ -1,0 +1,405 @@
+//! The HTTP/JSON API: routes, handlers, and errors as RFC 9457 problem details.
+//!
+//! | method and path | role | what |
+//! |---|---|---|
+//! | `GET /healthz` | — | the process is up |
+//! | `GET /readyz` | — | the index is open: its generation and size |
+//! | `POST /v1/match/content` | match | the body is the content; its verdict and hashes |
+//! | `POST /v1/match/hashes` | match | `{"hashes": [{"kind", "value"}]}`, hashed elsewhere |
+//! | `POST /v1/lists/changes` | admin | `{"changes": [change…], "actor"}`: one durable batch |
+//! | `POST /v1/lists/compact` | admin | fold the delta into a new index file |
+//!
+//! Hashing and index writes run on the blocking pool; content hashing is bounded by
+//! `limits.max_in_flight`, and a request beyond it gets 503 with `Retry-After` at once rather
+//! than queueing without bound.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hashsieve_core::delta::ChangeJson;
+use hashsieve_core::hashes::HashKind;
+use hashsieve_core::matcher::{Matcher, Verdict};
+use hashsieve_core::signals::Signals;
+use hashsieve_core::store::StoreError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::auth::{Denied, Tokens};
+use crate::config::{Limits, Role};
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The index.
+    pub matcher: Arc<Matcher>,
+    /// Who may do what.
+    pub tokens: Tokens,
+    /// Bounds.
+    pub limits: Limits,
+    /// Permits for content being hashed.
+    pub hashing: Semaphore,
+}
+
+/// The API's router over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let timeout = Duration::from_secs(state.limits.request_timeout_secs);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/v1/match/content", post(match_content))
+        .route("/v1/match/hashes", post(match_hashes))
+        .route("/v1/lists/changes", post(list_changes))
+        .route("/v1/lists/compact", post(compact))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
+        .layer(middleware::from_fn(move |request: Request, next: Next| deadline(timeout, request, next)))
+        .with_state(state)
+}
+
+/// An error as `application/problem+json` (RFC 9457).
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Problem {
+        Problem { status, slug, detail: detail.into(), retry_after: None }
+    }
+
+    fn busy(detail: &str) -> Problem {
+        Problem { retry_after: Some(1), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", detail) }
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    r#type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = ProblemBody {
+            r#type: format!("https://hashsieve.invalid/problems/{}", self.slug),
+            title: self.status.canonical_reason().unwrap_or("error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        };
+        let mut response = (self.status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Problem {
+        match err {
+            StoreError::Change(change) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-change", change.to_string())
+            }
+            StoreError::ReadOnly => Problem::new(
+                StatusCode::CONFLICT,
+                "read-only",
+                "the index is served read-only; set `writable = true` to change lists",
+            ),
+            other => {
+                tracing::error!(error = %other, "index write failed");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "index-error", other.to_string())
+            }
+        }
+    }
+}
+
+/// Reading the body and answering must together finish within the request timeout, so a client
+/// trickling its body cannot hold a worker.
+async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            Problem::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than the limit")
+                .into_response()
+        }
+    }
+}
+
+fn authorize<'a>(state: &'a AppState, headers: &HeaderMap, role: Role) -> Result<Option<&'a str>, Problem> {
+    if state.tokens.is_empty() && role == Role::Match {
+        return Ok(None);
+    }
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.tokens.authorize(value, role) {
+        Ok(id) => Ok(Some(id)),
+        Err(Denied::Missing) if state.tokens.is_empty() => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "list changes need an admin token, and none is configured",
+        )),
+        Err(Denied::Missing | Denied::Unknown) => {
+            Err(Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required"))
+        }
+        Err(Denied::Forbidden) => {
+            Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "the token lacks this role"))
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: u64) -> Result<Bytes, Problem> {
+    axum::body::to_bytes(body, limit as usize).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|source| source.to_string().contains("length limit exceeded"))
+            || err.to_string().contains("length limit exceeded");
+        if too_large {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("the body exceeds {limit} bytes"),
+            )
+        } else {
+            Problem::new(StatusCode::BAD_REQUEST, "bad-body", format!("reading the body failed: {err}"))
+        }
+    })
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(bytes)
+        .map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-json", err.to_string()))
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    let mut response = serde_json::to_string(value).unwrap_or_default().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "a worker failed"))
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    generation: u64,
+    entries: u64,
+    delta_changes: u64,
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let live = state.matcher.live();
+    let (entries, delta_changes) = live.view(|view| {
+        let base: u64 = view.base.kinds().iter().map(|&kind| view.base.len(kind) as u64).sum();
+        (base + view.delta.added() as u64, view.delta.changes())
+    });
+    json(&Readiness { ready: true, generation: live.generation(), entries, delta_changes })
+}
+
+/// The query's own hashes, so that a caller can record or report them without hashing again.
+#[derive(Debug, Default, Serialize)]
+struct QueryHashes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    md5: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blake3: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pdq: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ContentAnswer {
+    #[serde(flatten)]
+    verdict: Verdict,
+    size: u64,
+    hashes: QueryHashes,
+}
+
+async fn match_content(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Match)?;
+    let permit =
+        state.hashing.try_acquire().map_err(|_| Problem::busy("too much content is being hashed"))?;
+    let bytes = read_body(body, state.limits.max_body_bytes).await?;
+    let matcher = Arc::clone(&state.matcher);
+    let (verdict, hashes, size) = blocking(move || {
+        let signals = Signals::from_bytes(&bytes, &matcher.signal_options());
+        let verdict = matcher.check_signals(&signals);
+        (verdict, query_hashes(&signals), signals.size)
+    })
+    .await?;
+    drop(permit);
+    audit(peer, token, "content", &verdict, &hashes);
+    Ok(json(&ContentAnswer { verdict, size, hashes }))
+}
+
+fn query_hashes(signals: &Signals) -> QueryHashes {
+    let d = &signals.digests;
+    QueryHashes {
+        md5: d.md5.map(hex::encode),
+        sha1: d.sha1.map(hex::encode),
+        sha256: d.sha256.map(hex::encode),
+        blake3: d.blake3.map(hex::encode),
+        pdq: signals.pdq.map(|p| hex::encode(p.hash.0)),
+    }
+}
+
+/// One line of the audit trail per decision: who asked, the query's hashes, the verdict and the
+/// entries matched. Never content.
+fn audit(peer: SocketAddr, token: Option<&str>, endpoint: &str, verdict: &Verdict, hashes: &QueryHashes) {
+    let matched: Vec<String> = verdict
+        .matches
+        .iter()
+        .map(|m| format!("{}:{}:{}", m.list, m.entry_id.as_deref().unwrap_or("-"), m.distance))
+        .collect();
+    tracing::info!(
+        target: "audit",
+        client = %peer,
+        token = token.unwrap_or("-"),
+        endpoint,
+        outcome = ?verdict.outcome,
+        matches = ?matched,
+        md5 = hashes.md5.as_deref().unwrap_or("-"),
+        pdq = hashes.pdq.as_deref().unwrap_or("-"),
+        "decision"
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashQuery {
+    hashes: Vec<HashValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashValue {
+    kind: HashKind,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct HashResults {
+    results: Vec<HashAnswer>,
+}
+
+#[derive(Serialize)]
+struct HashAnswer {
+    kind: HashKind,
+    value: String,
+    #[serde(flatten)]
+    verdict: Verdict,
+}
+
+async fn match_hashes(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Match)?;
+    let bytes = read_body(body, state.limits.max_body_bytes).await?;
+    let query: HashQuery = parse_json(&bytes)?;
+    if query.hashes.len() > state.limits.max_hashes {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-hashes",
+            format!("at most {} hashes per request", state.limits.max_hashes),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(query.hashes.len());
+    for (i, hash) in query.hashes.into_iter().enumerate() {
+        let value = hash.kind.parse_value(&hash.value).map_err(|err| {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-hash", format!("hashes[{i}]: {err}"))
+        })?;
+        parsed.push((hash.kind, value, hash.value));
+    }
+    // Lookups are microseconds: answered here rather than on the blocking pool.
+    let results: Vec<HashAnswer> = parsed
+        .into_iter()
+        .map(|(kind, value, text)| HashAnswer {
+            kind,
+            verdict: state.matcher.check_hash(kind, &value),
+            value: text,
+        })
+        .collect();
+    for result in &results {
+        let hashes = QueryHashes {
+            md5: (result.kind == HashKind::Md5).then(|| result.value.clone()),
+            pdq: (result.kind == HashKind::Pdq).then(|| result.value.clone()),
+            ..QueryHashes::default()
+        };
+        audit(peer, token, "hashes", &result.verdict, &hashes);
+    }
+    Ok(json(&HashResults { results }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeRequest {
+    changes: Vec<ChangeJson>,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+async fn list_changes(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Admin)?.unwrap_or("-").to_string();
+    let bytes = read_body(body, state.limits.max_body_bytes).await?;
+    let request: ChangeRequest = parse_json(&bytes)?;
+    let mut changes = Vec::with_capacity(request.changes.len());
+    for (i, change) in request.changes.into_iter().enumerate() {
+        changes.push(change.into_change().map_err(|err| {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-change", format!("changes[{i}]: {err}"))
+        })?);
+    }
+    let count = changes.len();
+    // The actor recorded is the token's id, and the caller's own name for it if given.
+    let actor = match request.actor {
+        Some(actor) => format!("{token}/{actor}"),
+        None => token.clone(),
+    };
+    let matcher = Arc::clone(&state.matcher);
+    let receipt = blocking(move || matcher.submit(changes, Some(&actor))).await??;
+    tracing::info!(target: "audit", client = %peer, token, changes = count, seq = receipt.seq, "list change");
+    Ok(json(&receipt))
+}
+
+async fn compact(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Admin)?.unwrap_or("-").to_string();
+    let matcher = Arc::clone(&state.matcher);
+    let done = blocking(move || matcher.compact()).await??;
+    tracing::info!(target: "audit", client = %peer, token, generation = done.generation, "compaction");
+    Ok(json(&done))
+}

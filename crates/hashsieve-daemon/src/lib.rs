@@ -1,0 +1,68 @@
+//! hashsieved: one hashsieve index — an index directory with its live changes, or a single
+//! index file — served to many clients at once over HTTP/JSON, for ISP and hotline ingest
+//! queues and platforms that do not link the library.
+//!
+//! All hashing and matching is `hashsieve-core`'s; this crate holds the sockets and what
+//! belongs to them: [`config`] (TOML), [`auth`] (bearer tokens with roles), [`http`] (routes,
+//! handlers, problem details, limits) and [`server`] (bounded connections, header deadlines,
+//! graceful shutdown).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use hashsieve_daemon::config::Config;
+//!
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = Config::from_toml(r#"index = "/var/lib/hashsieve/lists""#)?;
+//! let (state, listener) = hashsieve_daemon::start(&config).await?;
+//! hashsieve_daemon::server::serve(listener, hashsieve_daemon::http::router(state), &config.limits, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod server;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use hashsieve_core::decode::DecodeLimits;
+use hashsieve_core::matcher::Matcher;
+use hashsieve_core::store::DirOptions;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::http::AppState;
+
+/// Opens the index and binds the listener.
+pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, TcpListener)> {
+    let index = config.index.clone();
+    let writable = config.writable;
+    let mut matcher = tokio::task::spawn_blocking(move || {
+        if writable {
+            Matcher::open_dir(&index, DirOptions::default()).map(|(matcher, _)| matcher)
+        } else {
+            Matcher::open(&index)
+        }
+    })
+    .await?
+    .with_context(|| format!("cannot open index {}", config.index.display()))?;
+    let limits = DecodeLimits { max_pixels: config.limits.max_image_pixels, ..DecodeLimits::default() };
+    matcher.set_signal_limits(limits, config.limits.max_body_bytes);
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let state = Arc::new(AppState {
+        matcher: Arc::new(matcher),
+        tokens: Tokens::new(&config.tokens),
+        limits: config.limits.clone(),
+        hashing: Semaphore::new(config.limits.max_in_flight),
+    });
+    Ok((state, listener))
+}

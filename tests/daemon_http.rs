@@ -1,0 +1,258 @@
+//! End-to-end tests of `hashsieved` over HTTP, driving the real binary with a plain TCP client:
+//! matching content and hashes (against `md5sum` as the reference digest), tokens and roles,
+//! list changes seen by the next request, limits, bad clients, and SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hashsieve_core::hashes::HashKind;
+use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::{IndexBuilder, ListOptions};
+use hashsieve_core::store::IndexDir;
+use serde_json::Value;
+
+const MATCH_TOKEN: &str = "match-token-for-tests";
+const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sample(name: &str) -> PathBuf {
+    root().join("samples/images").join(name)
+}
+
+/// The reference digest: the system's md5sum.
+fn md5sum(path: &Path) -> String {
+    let output = Command::new("md5sum").arg(path).output().expect("md5sum runs");
+    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+fn sha256_hex(text: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
+        .output()
+        .expect("sha256sum runs");
+    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+struct Daemon {
+    child: Child,
+    address: SocketAddr,
+    _temp: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An index directory listing the MD5 of `wee.jpg`, served writable with a match token and an
+/// admin token, a 1 MiB body limit and a one-second header deadline.
+fn start() -> Daemon {
+    let temp = tempfile::tempdir().unwrap();
+    let index = temp.path().join("index");
+    let mut builder = IndexBuilder::new();
+    let hot = builder.add_list(ListOptions::new("hot")).unwrap();
+    let md5 = hex::decode(md5sum(&sample("wee.jpg"))).unwrap();
+    builder.add(hot, &ImportedEntry::new(HashKind::Md5, md5)).unwrap();
+    IndexDir::create(&index, &builder).unwrap();
+    let config = temp.path().join("hashsieved.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "index = {index:?}\nwritable = true\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [limits]\nmax_body_bytes = 1048576\nheader_timeout_secs = 1\nrequest_timeout_secs = 5\n\
+             [[tokens]]\nid = \"ingest\"\nsha256 = \"{}\"\nroles = [\"match\"]\n\
+             [[tokens]]\nid = \"ops\"\nsha256 = \"{}\"\nroles = [\"admin\"]\n",
+            sha256_hex(MATCH_TOKEN),
+            sha256_hex(ADMIN_TOKEN)
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hashsieved"))
+        .args(["--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("listening on http://").expect(&line).parse().unwrap();
+    Daemon { child, address, _temp: temp }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn request(address: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A body over the limit may be refused before it is all sent.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Response { status, headers, body: raw[split + 4..].to_vec() }
+}
+
+fn hash_query(kind: &str, value: &str) -> Vec<u8> {
+    serde_json::json!({"hashes": [{"kind": kind, "value": value}]}).to_string().into_bytes()
+}
+
+#[test]
+fn content_and_hashes_match_with_roles_and_live_changes() {
+    let daemon = start();
+    let address = daemon.address;
+    assert_eq!(request(address, "GET", "/healthz", None, b"").status, 200);
+    let ready = request(address, "GET", "/readyz", None, b"").json();
+    assert_eq!((ready["ready"].as_bool(), ready["entries"].as_u64()), (Some(true), Some(1)));
+
+    let wee = std::fs::read(sample("wee.jpg")).unwrap();
+    let refused = request(address, "POST", "/v1/match/content", None, &wee);
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    assert_eq!(refused.json()["status"], 401);
+    assert_eq!(request(address, "POST", "/v1/match/content", Some("wrong"), &wee).status, 401);
+
+    let answer = request(address, "POST", "/v1/match/content", Some(MATCH_TOKEN), &wee);
+    assert_eq!(answer.status, 200);
+    let answer = answer.json();
+    assert_eq!(answer["outcome"], "known");
+    assert_eq!(answer["matches"][0]["list"], "hot");
+    assert_eq!(answer["hashes"]["md5"], md5sum(&sample("wee.jpg")));
+    assert_eq!(answer["size"], wee.len());
+
+    // A second picture is unknown until an admin lists it; a match token cannot.
+    let other_path = std::fs::read_dir(root().join("samples/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| md5sum(p) != md5sum(&sample("wee.jpg")))
+        .unwrap();
+    let other_md5 = md5sum(&other_path);
+    let lookup =
+        request(address, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), &hash_query("md5", &other_md5));
+    assert_eq!(lookup.json()["results"][0]["outcome"], "unknown");
+    let change = serde_json::json!({"changes": [{"op": "add", "list": "hot", "kind": "md5", "value": other_md5,
+                                                 "id": "T-1", "category": "A1"}], "actor": "test"});
+    let change = change.to_string().into_bytes();
+    assert_eq!(request(address, "POST", "/v1/lists/changes", Some(MATCH_TOKEN), &change).status, 403);
+    let receipt = request(address, "POST", "/v1/lists/changes", Some(ADMIN_TOKEN), &change);
+    assert_eq!(receipt.status, 200, "{}", String::from_utf8_lossy(&receipt.body));
+    assert_eq!(receipt.json()["applied"]["added"], 1);
+    let lookup =
+        request(address, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), &hash_query("md5", &other_md5));
+    let result = &lookup.json()["results"][0];
+    assert_eq!(
+        (result["outcome"].as_str(), result["matches"][0]["entry_id"].as_str()),
+        (Some("known"), Some("T-1"))
+    );
+
+    // A change that names no list is refused as a problem, and nothing is written.
+    let bad =
+        serde_json::json!({"changes": [{"op": "add", "list": "typo", "kind": "md5", "value": other_md5}]});
+    let bad = request(address, "POST", "/v1/lists/changes", Some(ADMIN_TOKEN), bad.to_string().as_bytes());
+    assert_eq!(bad.status, 422);
+    assert!(bad.json()["detail"].as_str().unwrap().contains("typo"));
+
+    let compacted = request(address, "POST", "/v1/lists/compact", Some(ADMIN_TOKEN), b"");
+    assert_eq!(compacted.status, 200);
+    assert_eq!(compacted.json()["generation"], 2);
+    let lookup =
+        request(address, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), &hash_query("md5", &other_md5));
+    assert_eq!(lookup.json()["results"][0]["outcome"], "known");
+
+    let malformed = request(address, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), &hash_query("pdq", "00"));
+    assert_eq!(malformed.status, 422);
+    let not_json = request(address, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), b"{\"hashes\": [");
+    assert_eq!(not_json.status, 400);
+    assert_eq!(request(address, "GET", "/v2/anything", None, b"").status, 404);
+}
+
+#[test]
+fn limits_and_bad_clients() {
+    let daemon = start();
+    let address = daemon.address;
+
+    let big = vec![0u8; 2 << 20];
+    let refused = request(address, "POST", "/v1/match/content", Some(MATCH_TOKEN), &big);
+    assert_eq!(refused.status, 413);
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+
+    // Garbage gets an error reply or a closed connection, and the daemon serves on.
+    for garbage in [&b"\x00\x01\x02 not http at all\r\n\r\n"[..], b"GET / HTTP/9.9\r\n\r\n", &[0xff; 70_000]]
+    {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = stream.write_all(garbage);
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(reply.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+    }
+
+    // A client that never finishes its headers is cut off after the header deadline.
+    let mut slow = TcpStream::connect(address).unwrap();
+    slow.write_all(b"POST /v1/match/content HTTP/1.1\r\nHost: slow\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 512];
+    let result = slow.read(&mut buffer);
+    let timed_out = matches!(&result, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    assert!(
+        !timed_out && started.elapsed() < Duration::from_secs(5),
+        "held for {:?}: {result:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(request(address, "GET", "/healthz", None, b"").status, 200);
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let mut daemon = start();
+    assert_eq!(request(daemon.address, "GET", "/healthz", None, b"").status, 200);
+    let pid = daemon.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(TcpStream::connect(daemon.address).is_err(), "the port is closed");
+}
