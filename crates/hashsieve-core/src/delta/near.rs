@@ -8,6 +8,7 @@
 //! candidates; when probing would cost more than reading every hash, it reads every hash.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::index::hamming::{for_each_mask, masks_within, radii};
 
@@ -33,23 +34,46 @@ fn chunk(value: &[u8], index: usize) -> u16 {
     u16::from_be_bytes([value[2 * index], value[2 * index + 1]])
 }
 
-/// The delta's hashes of one Hamming kind (64 or 256 bits), by slot.
+/// Chunks of hashes are already spread evenly; one multiply is all the hashing a key needs
+/// (SipHash, the default, took most of a probe's time).
+#[derive(Debug, Default, Clone, Copy)]
+struct ChunkHasher(u64);
+
+impl Hasher for ChunkHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u16(&mut self, key: u16) {
+        self.0 = u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type ChunkTable = HashMap<u16, Vec<u32>, BuildHasherDefault<ChunkHasher>>;
+
+/// The delta's hashes of one Hamming kind (64 or 256 bits), by slot. Slots are small, dense
+/// numbers (the delta reuses freed ones), so hashes are kept in a vector indexed by slot.
 #[derive(Debug, Clone)]
 pub(crate) struct NearTable {
     hash_bits: u32,
-    tables: Vec<HashMap<u16, Vec<u32>>>,
-    hashes: HashMap<u32, Words>,
+    tables: Vec<ChunkTable>,
+    hashes: Vec<Option<Words>>,
+    count: usize,
 }
 
 impl NearTable {
     pub(crate) fn new(hash_bits: u32) -> NearTable {
         let chunks = (hash_bits / CHUNK_BITS) as usize;
-        NearTable { hash_bits, tables: vec![HashMap::new(); chunks], hashes: HashMap::new() }
+        NearTable { hash_bits, tables: vec![ChunkTable::default(); chunks], hashes: Vec::new(), count: 0 }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.hashes.len()
+        self.count
     }
 
     /// Adds `slot` with hash `value` (`hash_bits / 8` bytes).
@@ -57,7 +81,13 @@ impl NearTable {
         for (index, table) in self.tables.iter_mut().enumerate() {
             table.entry(chunk(value, index)).or_default().push(slot);
         }
-        self.hashes.insert(slot, words(value));
+        let slot = slot as usize;
+        if self.hashes.len() <= slot {
+            self.hashes.resize(slot + 1, None);
+        }
+        if self.hashes[slot].replace(words(value)).is_none() {
+            self.count += 1;
+        }
     }
 
     /// Removes `slot`, which was inserted with `value`.
@@ -71,19 +101,21 @@ impl NearTable {
                 }
             }
         }
-        self.hashes.remove(&slot);
+        if self.hashes.get_mut(slot as usize).and_then(Option::take).is_some() {
+            self.count -= 1;
+        }
     }
 
     /// Calls `found(slot, distance)` for every hash within `threshold` of `query`, each once.
     pub(crate) fn search(&self, query: &[u8], threshold: u32, found: impl FnMut(u32, u32)) {
-        if query.len() * 8 != self.hash_bits as usize || self.hashes.is_empty() {
+        if query.len() * 8 != self.hash_bits as usize || self.count == 0 {
             return;
         }
         let chunks = self.tables.len() as u32;
         let probes: f64 =
             radii(chunks, threshold).filter(|&r| r >= 0).map(|r| masks_within(CHUNK_BITS, r as u32)).sum();
         // A probe is a hash-map lookup, a few times the cost of checking one hash in a scan.
-        if threshold >= self.hash_bits || probes * 4.0 >= self.hashes.len() as f64 {
+        if threshold >= self.hash_bits || probes * 4.0 >= self.count as f64 {
             self.scan(query, threshold, found);
         } else {
             self.probe(query, threshold, found);
@@ -92,10 +124,12 @@ impl NearTable {
 
     fn scan(&self, query: &[u8], threshold: u32, mut found: impl FnMut(u32, u32)) {
         let query = words(query);
-        for (&slot, hash) in &self.hashes {
-            let d = distance(&query, hash);
-            if d <= threshold {
-                found(slot, d);
+        for (slot, hash) in self.hashes.iter().enumerate() {
+            if let Some(hash) = hash {
+                let d = distance(&query, hash);
+                if d <= threshold {
+                    found(slot as u32, d);
+                }
             }
         }
     }
@@ -118,9 +152,11 @@ impl NearTable {
         candidates.dedup();
         let query = words(query);
         for slot in candidates {
-            let d = distance(&query, &self.hashes[&slot]);
-            if d <= threshold {
-                found(slot, d);
+            if let Some(Some(hash)) = self.hashes.get(slot as usize) {
+                let d = distance(&query, hash);
+                if d <= threshold {
+                    found(slot, d);
+                }
             }
         }
     }
