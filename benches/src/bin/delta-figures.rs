@@ -6,9 +6,9 @@
 //!     acknowledged adds/s: each writer thread adds one MD5 per call and waits until it is
 //!     durable; values "00000000000000000000" + 12 digits (a random number below 10^8), as
 //!     redis-benchmark's SADD with -r 100000000
-//! delta-figures latency DIR [--base 1000000] [--delta 100000] [--queries 2000]
-//!     PDQ query (8 hashes) p50/p99 with an empty delta, then with DELTA entries added;
-//!     the delta's results are checked against brute force
+//! delta-figures latency DIR [--base 1000000] [--delta 100000] [--queries 5000]
+//!     PDQ query (8 hashes) p50/p99 against the same base with an empty delta and with DELTA
+//!     entries added, alternating; the delta's results are checked against brute force
 //! delta-figures compaction DIR [--base 10000000] [--delta 100000] [--threads 2]
 //!     compaction of a BASE-entry index while query threads check known answers
 //! ```
@@ -144,13 +144,25 @@ fn time_queries(matcher: &Matcher, queries: &[Vec<Vec<u8>>]) -> (Vec<f64>, Vec<u
     (times, delta_matches)
 }
 
+/// Two index directories with the same base, one with an empty delta and one with `delta`
+/// entries added; the same queries alternate between them, so that the machine's noise falls
+/// on both alike.
 fn latency(dir: &Path, base: usize, delta: usize, count: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = Rng(7);
-    let values = create(dir, base, &mut rng)?;
-    let matcher = open(dir)?;
+    let (empty_dir, delta_dir) = (dir.join("empty"), dir.join("delta"));
+    std::fs::create_dir_all(dir)?;
+    let values = create(&empty_dir, base, &mut Rng(7))?;
+    create(&delta_dir, base, &mut Rng(7))?;
+    let (empty, with_delta) = (open(&empty_dir)?, open(&delta_dir)?);
+    let mut rng = Rng(8);
     let added: Vec<Vec<u8>> = (0..delta).map(|_| rng.pdq()).collect();
+    let started = Instant::now();
+    for chunk in added.chunks(1000) {
+        let entries = chunk.iter().map(|v| ImportedEntry::new(HashKind::Pdq, v.clone())).collect();
+        with_delta.add(PDQ_LIST, entries, None)?;
+    }
+    let add_seconds = started.elapsed().as_secs_f64();
     // A query is a picture's eight rotations and mirror images: one near an entry (of the base
-    // or of what will be the delta, in turn), seven elsewhere.
+    // or of the delta, in turn), seven elsewhere.
     let queries: Vec<Vec<Vec<u8>>> = (0..count)
         .map(|i| {
             let near = if i % 2 == 0 || added.is_empty() {
@@ -163,16 +175,18 @@ fn latency(dir: &Path, base: usize, delta: usize, count: usize) -> Result<(), Bo
             hashes
         })
         .collect();
-    time_queries(&matcher, &queries[..count.min(200)]); // warm the mapping
-    let (empty, _) = time_queries(&matcher, &queries);
-
-    let started = Instant::now();
-    for chunk in added.chunks(1000) {
-        let entries = chunk.iter().map(|v| ImportedEntry::new(HashKind::Pdq, v.clone())).collect();
-        matcher.add(PDQ_LIST, entries, None)?;
+    // Warm both mappings, then alternate.
+    time_queries(&empty, &queries);
+    time_queries(&with_delta, &queries);
+    let (mut empty_times, mut delta_times, mut delta_matches) = (Vec::new(), Vec::new(), Vec::new());
+    for query in queries.chunks(50) {
+        empty_times.extend(time_queries(&empty, query).0);
+        let (times, matches) = time_queries(&with_delta, query);
+        delta_times.extend(times);
+        delta_matches.extend(matches);
     }
-    let add_seconds = started.elapsed().as_secs_f64();
-    let (with_delta, delta_matches) = time_queries(&matcher, &queries);
+    empty_times.sort_by(f64::total_cmp);
+    delta_times.sort_by(f64::total_cmp);
 
     // The delta's answers against brute force over the added hashes.
     let distance = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum::<u32>();
@@ -181,8 +195,8 @@ fn latency(dir: &Path, base: usize, delta: usize, count: usize) -> Result<(), Bo
         .map(|query| query.iter().map(|q| added.iter().filter(|a| distance(q, a) <= 31).count()).sum())
         .collect();
     let complete = expected == delta_matches;
-    let (p50_empty, p99_empty) = (percentile(&empty, 0.5), percentile(&empty, 0.99));
-    let (p50_delta, p99_delta) = (percentile(&with_delta, 0.5), percentile(&with_delta, 0.99));
+    let (p50_empty, p99_empty) = (percentile(&empty_times, 0.5), percentile(&empty_times, 0.99));
+    let (p50_delta, p99_delta) = (percentile(&delta_times, 0.5), percentile(&delta_times, 0.99));
     println!(
         "{}",
         json!({"tool": "hashsieve", "figure": "latency", "base": base, "delta": delta, "queries": count,
@@ -300,7 +314,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match figure {
         "writers" => writers(&dir, flag("--writers", 8)?, flag("--adds", 20_000)?),
         "latency" => {
-            latency(&dir, flag("--base", 1_000_000)?, flag("--delta", 100_000)?, flag("--queries", 2000)?)
+            latency(&dir, flag("--base", 1_000_000)?, flag("--delta", 100_000)?, flag("--queries", 5000)?)
         }
         "compaction" => {
             compaction(&dir, flag("--base", 10_000_000)?, flag("--delta", 100_000)?, flag("--threads", 2)?)

@@ -7,9 +7,6 @@
 //! pigeonhole split as the file's tables, so nothing within `t` is missed) and verifies the
 //! candidates; when probing would cost more than reading every hash, it reads every hash.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use crate::index::hamming::{for_each_mask, masks_within, radii};
 
 const CHUNK_BITS: u32 = 16;
@@ -34,26 +31,26 @@ fn chunk(value: &[u8], index: usize) -> u16 {
     u16::from_be_bytes([value[2 * index], value[2 * index + 1]])
 }
 
-/// Chunks of hashes are already spread evenly; one multiply is all the hashing a key needs
-/// (SipHash, the default, took most of a probe's time).
-#[derive(Debug, Default, Clone, Copy)]
-struct ChunkHasher(u64);
-
-impl Hasher for ChunkHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u16(&mut self, key: u16) {
-        self.0 = u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+/// One chunk's table: the slots whose hash has each 16-bit value there, indexed directly by the
+/// value (no hashing, and an address known before any load, so the probes of a search overlap
+/// in memory). Allocated on the first insert: 1.5 MiB per chunk.
+#[derive(Debug, Clone, Default)]
+struct ChunkTable {
+    buckets: Vec<Vec<u32>>,
 }
 
-type ChunkTable = HashMap<u16, Vec<u32>, BuildHasherDefault<ChunkHasher>>;
+impl ChunkTable {
+    fn bucket_mut(&mut self, key: u16) -> &mut Vec<u32> {
+        if self.buckets.is_empty() {
+            self.buckets = vec![Vec::new(); 1 << CHUNK_BITS];
+        }
+        &mut self.buckets[usize::from(key)]
+    }
+
+    fn bucket(&self, key: u16) -> &[u32] {
+        self.buckets.get(usize::from(key)).map_or(&[], Vec::as_slice)
+    }
+}
 
 /// The delta's hashes of one Hamming kind (64 or 256 bits), by slot. Slots are small, dense
 /// numbers (the delta reuses freed ones), so hashes are kept in a vector indexed by slot.
@@ -79,7 +76,7 @@ impl NearTable {
     /// Adds `slot` with hash `value` (`hash_bits / 8` bytes).
     pub(crate) fn insert(&mut self, slot: u32, value: &[u8]) {
         for (index, table) in self.tables.iter_mut().enumerate() {
-            table.entry(chunk(value, index)).or_default().push(slot);
+            table.bucket_mut(chunk(value, index)).push(slot);
         }
         let slot = slot as usize;
         if self.hashes.len() <= slot {
@@ -93,13 +90,7 @@ impl NearTable {
     /// Removes `slot`, which was inserted with `value`.
     pub(crate) fn remove(&mut self, slot: u32, value: &[u8]) {
         for (index, table) in self.tables.iter_mut().enumerate() {
-            let key = chunk(value, index);
-            if let Some(bucket) = table.get_mut(&key) {
-                bucket.retain(|&s| s != slot);
-                if bucket.is_empty() {
-                    table.remove(&key);
-                }
-            }
+            table.bucket_mut(chunk(value, index)).retain(|&s| s != slot);
         }
         if self.hashes.get_mut(slot as usize).and_then(Option::take).is_some() {
             self.count -= 1;
@@ -114,7 +105,7 @@ impl NearTable {
         let chunks = self.tables.len() as u32;
         let probes: f64 =
             radii(chunks, threshold).filter(|&r| r >= 0).map(|r| masks_within(CHUNK_BITS, r as u32)).sum();
-        // A probe is a hash-map lookup, a few times the cost of checking one hash in a scan.
+        // A probe is a memory access or two, a few times the cost of checking one hash in a scan.
         if threshold >= self.hash_bits || probes * 4.0 >= self.count as f64 {
             self.scan(query, threshold, found);
         } else {
@@ -143,9 +134,7 @@ impl NearTable {
             let table = &self.tables[index];
             let key = chunk(query, index);
             for_each_mask(CHUNK_BITS, radius as u32, &mut |mask| {
-                if let Some(bucket) = table.get(&(key ^ mask as u16)) {
-                    candidates.extend_from_slice(bucket);
-                }
+                candidates.extend_from_slice(table.bucket(key ^ mask as u16));
             });
         }
         candidates.sort_unstable();
