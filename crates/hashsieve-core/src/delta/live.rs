@@ -185,7 +185,7 @@ impl Delta {
                     return Applied::default();
                 }
                 self.names.insert(options.name.clone(), self.lists.len() as u32);
-                self.lists.push(list_info(options));
+                self.lists.push(ListInfo::empty(options.clone()));
                 Applied { lists_defined: 1, ..Applied::default() }
             }
             Change::Add { list, entry } => {
@@ -383,18 +383,6 @@ fn hamming_bits(kind: HashKind) -> Option<u32> {
         HashKind::Pdq => Some(256),
         HashKind::PHash | HashKind::DHash | HashKind::AHash => Some(64),
         _ => None,
-    }
-}
-
-fn list_info(options: &ListOptions) -> ListInfo {
-    ListInfo {
-        name: options.name.clone(),
-        role: options.role,
-        pdq_threshold: options.pdq_threshold,
-        hamming_threshold: options.hamming_threshold,
-        photodna: options.photodna,
-        entries: BTreeMap::new(),
-        sources: Vec::new(),
     }
 }
 

@@ -74,15 +74,7 @@ impl IndexBuilder {
             )));
         }
         let id = ListId(self.lists.len() as u32);
-        self.lists.push(ListInfo {
-            name: options.name,
-            role: options.role,
-            pdq_threshold: options.pdq_threshold,
-            hamming_threshold: options.hamming_threshold,
-            photodna: options.photodna,
-            entries: BTreeMap::new(),
-            sources: Vec::new(),
-        });
+        self.lists.push(ListInfo::empty(options));
         Ok(id)
     }
 

@@ -146,6 +146,19 @@ impl ListInfo {
         }
     }
 
+    /// A list with these settings and no entries yet.
+    pub fn empty(options: ListOptions) -> ListInfo {
+        ListInfo {
+            name: options.name,
+            role: options.role,
+            pdq_threshold: options.pdq_threshold,
+            hamming_threshold: options.hamming_threshold,
+            photodna: options.photodna,
+            entries: BTreeMap::new(),
+            sources: Vec::new(),
+        }
+    }
+
     /// The list's settings, as a builder takes them.
     pub fn options(&self) -> ListOptions {
         ListOptions {
