@@ -234,3 +234,43 @@ fn a_damaged_index_file_in_a_directory_fails_verification() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("failed verification"));
 }
+
+/// `hashsieve serve` answers on loopback with the directory's lists, changes included.
+#[test]
+fn serve_answers_on_loopback() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let temp = tempfile::tempdir().unwrap();
+    let dir = create(temp.path(), 5);
+    ok(&["list", "add", dir.to_str().unwrap(), "--list", "hot", &format!("md5:{}", md5(77)), "--id", "live"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hashsieve"))
+        .args(["serve", dir.to_str().unwrap(), "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("listening on http://").expect(&line).to_string();
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    let body = format!(
+        r#"{{"hashes":[{{"kind":"md5","value":"{}"}},{{"kind":"md5","value":"{}"}}]}}"#,
+        md5(77),
+        md5(99)
+    );
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "POST /v1/match/hashes HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let json: Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json["results"][0]["outcome"], "known");
+    assert_eq!(json["results"][0]["matches"][0]["entry_id"], "live");
+    assert_eq!(json["results"][1]["outcome"], "unknown");
+}

@@ -30,6 +30,7 @@ enum Command {
     List(cmd::list::ListCommand),
     Match(cmd::scan::MatchArgs),
     Scan(cmd::scan::ScanArgs),
+    Serve(cmd::serve::ServeArgs),
 }
 
 /// The exit status of a run that did not fail outright.
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         Command::List(command) => cmd::list::run(command),
         Command::Match(args) => cmd::scan::run_match(args),
         Command::Scan(args) => cmd::scan::run_scan(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -40,6 +40,45 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::http::AppState;
 
+/// Runs the daemon for `config` until SIGTERM or SIGINT, on a runtime of its own: opens the
+/// index, binds, prints `listening on http://ADDR` on standard output (for scripts and tests
+/// that asked for port 0), serves, and drains. With `check_only`, stops after opening and
+/// binding.
+pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (state, listener) = start(config).await?;
+        if check_only {
+            println!("configuration and index OK");
+            return Ok(());
+        }
+        let address = listener.local_addr()?;
+        println!("listening on http://{address}");
+        tracing::info!(%address, index = %config.index.display(), writable = config.writable, "serving");
+        server::serve(listener, http::router(state), &config.limits, shutdown_signal()).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "no SIGTERM handler; stop with SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+    }
+}
+
 /// Opens the index and binds the listener.
 pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, TcpListener)> {
     let index = config.index.clone();

@@ -61,15 +61,6 @@ fn logging(json: bool) {
     }
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = match config(&args) {
@@ -80,22 +71,7 @@ fn main() -> ExitCode {
         }
     };
     logging(config.logging.json);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    let result = runtime.block_on(async {
-        let (state, listener) = hashsieve_daemon::start(&config).await?;
-        if args.check_config {
-            println!("configuration and index OK");
-            return anyhow::Ok(());
-        }
-        let address = listener.local_addr()?;
-        // The bound address on standard output, for scripts and tests that asked for port 0.
-        println!("listening on http://{address}");
-        tracing::info!(%address, index = %config.index.display(), writable = config.writable, "serving");
-        let router = hashsieve_daemon::http::router(state);
-        hashsieve_daemon::server::serve(listener, router, &config.limits, shutdown_signal()).await;
-        tracing::info!("stopped");
-        Ok(())
-    });
+    let result = hashsieve_daemon::run(&config, args.check_config);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

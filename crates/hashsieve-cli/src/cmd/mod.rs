@@ -4,3 +4,4 @@ pub mod hash;
 pub mod index;
 pub mod list;
 pub mod scan;
+pub mod serve;
