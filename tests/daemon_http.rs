@@ -42,6 +42,7 @@ fn sha256_hex(text: &str) -> String {
 struct Daemon {
     child: Child,
     address: SocketAddr,
+    index: PathBuf,
     _temp: tempfile::TempDir,
 }
 
@@ -55,6 +56,11 @@ impl Drop for Daemon {
 /// An index directory listing the MD5 of `wee.jpg`, served writable with a match token and an
 /// admin token, a 1 MiB body limit and a one-second header deadline.
 fn start() -> Daemon {
+    start_with(true)
+}
+
+/// The same, writable or read-only (then checking for changes every 50 ms).
+fn start_with(writable: bool) -> Daemon {
     let temp = tempfile::tempdir().unwrap();
     let index = temp.path().join("index");
     let mut builder = IndexBuilder::new();
@@ -66,7 +72,7 @@ fn start() -> Daemon {
     std::fs::write(
         &config,
         format!(
-            "index = {index:?}\nwritable = true\n[http]\nlisten = \"127.0.0.1:0\"\n\
+            "index = {index:?}\nwritable = {writable}\nreload_check_ms = 50\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [limits]\nmax_body_bytes = 1048576\nheader_timeout_secs = 1\nrequest_timeout_secs = 5\n\
              [[tokens]]\nid = \"ingest\"\nsha256 = \"{}\"\nroles = [\"match\"]\n\
              [[tokens]]\nid = \"ops\"\nsha256 = \"{}\"\nroles = [\"admin\"]\n",
@@ -84,7 +90,7 @@ fn start() -> Daemon {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let address = line.trim().strip_prefix("listening on http://").expect(&line).parse().unwrap();
-    Daemon { child, address, _temp: temp }
+    Daemon { child, address, index, _temp: temp }
 }
 
 struct Response {
@@ -256,4 +262,61 @@ fn sigterm_drains_and_exits_cleanly() {
     };
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(daemon.address).is_err(), "the port is closed");
+}
+
+/// A read-only daemon follows changes another process makes to its directory — adds, removals
+/// and a compaction — with no failed request while it reloads.
+#[test]
+fn a_read_only_daemon_follows_changes_with_no_failed_request() {
+    use hashsieve_core::delta::Removal;
+    use hashsieve_core::matcher::Matcher;
+    use hashsieve_core::store::DirOptions;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let daemon = start_with(false);
+    let address = daemon.address;
+    let wee = md5sum(&sample("wee.jpg"));
+    let new = format!("{:032x}", 0x5eed_u128);
+    let outcome = |value: &str| -> String {
+        let answer =
+            request(address, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), &hash_query("md5", value));
+        assert_eq!(answer.status, 200);
+        answer.json()["results"][0]["outcome"].as_str().unwrap().to_string()
+    };
+    let wait_for = |value: &str, expected: &str| {
+        let started = Instant::now();
+        while outcome(value) != expected {
+            assert!(started.elapsed() < Duration::from_secs(10), "{value} never became {expected}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(outcome(&new), "unknown");
+
+    let stop = AtomicBool::new(false);
+    let (served, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Acquire) {
+                let answer =
+                    request(address, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), &hash_query("md5", &wee));
+                let known = answer.status == 200 && answer.json()["results"][0]["outcome"] == "known";
+                served.fetch_add(1, Ordering::Relaxed);
+                failed.fetch_add(u64::from(!known), Ordering::Relaxed);
+            }
+        });
+        // Another process's changes: this test opens the directory for writing.
+        let options = DirOptions { compact_after: None, ..DirOptions::default() };
+        let (writer, _) = Matcher::open_dir(&daemon.index, options).unwrap();
+        writer.add("hot", vec![ImportedEntry::new(HashKind::Md5, hex::decode(&new).unwrap())], None).unwrap();
+        wait_for(&new, "known");
+        writer.compact().unwrap();
+        wait_for(&new, "known");
+        writer.remove(vec![Removal::hash(None, HashKind::Md5, hex::decode(&new).unwrap())], None).unwrap();
+        wait_for(&new, "unknown");
+        stop.store(true, Ordering::Release);
+    });
+    assert!(served.load(Ordering::Relaxed) > 0);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during reloads");
+    let ready = request(address, "GET", "/readyz", None, b"").json();
+    assert_eq!(ready["generation"], 2, "the daemon serves the compacted index");
 }

@@ -3,6 +3,7 @@
 //! ```toml
 //! index = "/var/lib/hashsieve/lists"   # an index directory (or a single index file)
 //! writable = true                      # take the directory's write lock: admins can change lists
+//! reload_check_ms = 1000               # read-only: how often to look for changes (0: SIGHUP only)
 //!
 //! [http]
 //! listen = "127.0.0.1:8427"
@@ -131,6 +132,10 @@ pub struct Config {
     /// Open the index directory for writing, so that admins can change lists.
     #[serde(default)]
     pub writable: bool,
+    /// How often a read-only daemon checks whether its index changed, in milliseconds (0: only
+    /// on SIGHUP).
+    #[serde(default = "default_reload_check_ms")]
+    pub reload_check_ms: u64,
     /// HTTP listener.
     #[serde(default)]
     pub http: HttpConfig,
@@ -145,12 +150,17 @@ pub struct Config {
     pub logging: Logging,
 }
 
+fn default_reload_check_ms() -> u64 {
+    1000
+}
+
 impl Config {
     /// A configuration with defaults for everything but the index.
     pub fn for_index(index: PathBuf) -> Config {
         Config {
             index,
             writable: false,
+            reload_check_ms: default_reload_check_ms(),
             http: HttpConfig::default(),
             limits: Limits::default(),
             tokens: Vec::new(),

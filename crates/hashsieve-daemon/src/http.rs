@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -38,8 +39,8 @@ use crate::config::{Limits, Role};
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    /// The index.
-    pub matcher: Arc<Matcher>,
+    /// The index; swapped whole by a reload, while each request keeps the one it started with.
+    pub matcher: ArcSwap<Matcher>,
     /// Who may do what.
     pub tokens: Tokens,
     /// Bounds.
@@ -203,7 +204,7 @@ struct Readiness {
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let live = state.matcher.live();
+    let live = state.matcher.load().live();
     let (entries, delta_changes) = live.view(|view| {
         let base: u64 = view.base.kinds().iter().map(|&kind| view.base.len(kind) as u64).sum();
         (base + view.delta.added() as u64, view.delta.changes())
@@ -244,7 +245,7 @@ async fn match_content(
     let permit =
         state.hashing.try_acquire().map_err(|_| Problem::busy("too much content is being hashed"))?;
     let bytes = read_body(body, state.limits.max_body_bytes).await?;
-    let matcher = Arc::clone(&state.matcher);
+    let matcher = state.matcher.load_full();
     let (verdict, hashes, size) = blocking(move || {
         let signals = Signals::from_bytes(&bytes, &matcher.signal_options());
         let verdict = matcher.check_signals(&signals);
@@ -338,11 +339,12 @@ async fn match_hashes(
         parsed.push((hash.kind, value, hash.value));
     }
     // Lookups are microseconds: answered here rather than on the blocking pool.
+    let matcher = state.matcher.load();
     let results: Vec<HashAnswer> = parsed
         .into_iter()
         .map(|(kind, value, text)| HashAnswer {
             kind,
-            verdict: state.matcher.check_hash(kind, &value),
+            verdict: matcher.check_hash(kind, &value),
             value: text,
         })
         .collect();
@@ -386,7 +388,7 @@ async fn list_changes(
         Some(actor) => format!("{token}/{actor}"),
         None => token.clone(),
     };
-    let matcher = Arc::clone(&state.matcher);
+    let matcher = state.matcher.load_full();
     let receipt = blocking(move || matcher.submit(changes, Some(&actor))).await??;
     tracing::info!(target: "audit", client = %peer, token, changes = count, seq = receipt.seq, "list change");
     Ok(json(&receipt))
@@ -398,7 +400,7 @@ async fn compact(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let token = authorize(&state, &headers, Role::Admin)?.unwrap_or("-").to_string();
-    let matcher = Arc::clone(&state.matcher);
+    let matcher = state.matcher.load_full();
     let done = blocking(move || matcher.compact()).await??;
     tracing::info!(target: "audit", client = %peer, token, generation = done.generation, "compaction");
     Ok(json(&done))

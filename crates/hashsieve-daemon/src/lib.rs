@@ -5,7 +5,7 @@
 //! All hashing and matching is `hashsieve-core`'s; this crate holds the sockets and what
 //! belongs to them: [`config`] (TOML), [`auth`] (bearer tokens with roles), [`http`] (routes,
 //! handlers, problem details, limits) and [`server`] (bounded connections, header deadlines,
-//! graceful shutdown).
+//! graceful shutdown) and [`reload`] (following the index as other processes change it).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -25,14 +25,13 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod reload;
 pub mod server;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use hashsieve_core::decode::DecodeLimits;
-use hashsieve_core::matcher::Matcher;
-use hashsieve_core::store::DirOptions;
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -55,6 +54,7 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         println!("listening on http://{address}");
         tracing::info!(%address, index = %config.index.display(), writable = config.writable, "serving");
+        tokio::spawn(reload::watch(Arc::clone(&state), config.clone()));
         server::serve(listener, http::router(state), &config.limits, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())
@@ -81,24 +81,13 @@ async fn shutdown_signal() {
 
 /// Opens the index and binds the listener.
 pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, TcpListener)> {
-    let index = config.index.clone();
-    let writable = config.writable;
-    let mut matcher = tokio::task::spawn_blocking(move || {
-        if writable {
-            Matcher::open_dir(&index, DirOptions::default()).map(|(matcher, _)| matcher)
-        } else {
-            Matcher::open(&index)
-        }
-    })
-    .await?
-    .with_context(|| format!("cannot open index {}", config.index.display()))?;
-    let limits = DecodeLimits { max_pixels: config.limits.max_image_pixels, ..DecodeLimits::default() };
-    matcher.set_signal_limits(limits, config.limits.max_body_bytes);
+    let opening = config.clone();
+    let matcher = tokio::task::spawn_blocking(move || reload::open_matcher(&opening)).await??;
     let listener = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
     let state = Arc::new(AppState {
-        matcher: Arc::new(matcher),
+        matcher: ArcSwap::from_pointee(matcher),
         tokens: Tokens::new(&config.tokens),
         limits: config.limits.clone(),
         hashing: Semaphore::new(config.limits.max_in_flight),

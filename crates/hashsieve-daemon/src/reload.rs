@@ -1,0 +1,114 @@
+//! Hot reload: a read-only daemon follows its index as other processes change it — a list
+//! change or compaction in the index directory, or an index file replaced by rename — and
+//! swaps the reopened index in while requests go on; each request keeps the index it started
+//! with. SIGHUP forces a reload. A reload that fails leaves the old index serving.
+//!
+//! A writable daemon makes the changes itself and sees them at once; it has nothing to reload.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hashsieve_core::decode::DecodeLimits;
+use hashsieve_core::matcher::Matcher;
+use hashsieve_core::store::DirOptions;
+
+use crate::config::Config;
+use crate::http::AppState;
+
+/// Opens the index as `config` says, with its decoding limits.
+pub fn open_matcher(config: &Config) -> anyhow::Result<Matcher> {
+    use anyhow::Context;
+    let mut matcher = if config.writable {
+        Matcher::open_dir(&config.index, DirOptions::default()).map(|(matcher, _)| matcher)
+    } else {
+        Matcher::open(&config.index)
+    }
+    .with_context(|| format!("cannot open index {}", config.index.display()))?;
+    let limits = DecodeLimits { max_pixels: config.limits.max_image_pixels, ..DecodeLimits::default() };
+    matcher.set_signal_limits(limits, config.limits.max_body_bytes);
+    Ok(matcher)
+}
+
+/// What changes when the index changes: names, sizes and modification times of the files
+/// (a directory's bases and logs; a file's own, with its inode, which a rename changes).
+fn fingerprint(path: &Path) -> Vec<(String, u64, Option<SystemTime>, u64)> {
+    let describe = |name: String, meta: std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        (name, meta.len(), meta.modified().ok(), meta.ino())
+    };
+    let Ok(meta) = std::fs::metadata(path) else { return Vec::new() };
+    if !meta.is_dir() {
+        return vec![describe(String::new(), meta)];
+    }
+    let mut files: Vec<_> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let relevant = name.starts_with("base-") || name.starts_with("delta-");
+            relevant.then(|| entry.metadata().ok().map(|meta| describe(name, meta))).flatten()
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Reopens the index when it changes or on SIGHUP, until the runtime stops.
+pub async fn watch(state: Arc<AppState>, config: Config) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(err) => {
+            tracing::warn!(error = %err, "no SIGHUP handler");
+            None
+        }
+    };
+    let interval = Duration::from_millis(config.reload_check_ms.max(1));
+    let path = config.index.clone();
+    let mut last = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || fingerprint(&path)
+    })
+    .await
+    .unwrap_or_default();
+    loop {
+        let forced = tokio::select! {
+            _ = async { hangup.as_mut().expect("checked").recv().await }, if hangup.is_some() => true,
+            () = tokio::time::sleep(interval), if config.reload_check_ms > 0 => false,
+            else => return,
+        };
+        if config.writable {
+            if forced {
+                tracing::info!("SIGHUP: a writable daemon applies its own changes; nothing to reload");
+            }
+            continue;
+        }
+        let now = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || fingerprint(&path)
+        })
+        .await
+        .unwrap_or_default();
+        if !forced && now == last {
+            continue;
+        }
+        let reopened = tokio::task::spawn_blocking({
+            let config = config.clone();
+            move || open_matcher(&config)
+        })
+        .await;
+        match reopened {
+            Ok(Ok(matcher)) => {
+                let generation = matcher.live().generation();
+                state.matcher.store(Arc::new(matcher));
+                last = now;
+                tracing::info!(generation, forced, "index reloaded");
+            }
+            Ok(Err(err)) => {
+                tracing::error!(error = %format!("{err:#}"), "reload failed; the previous index keeps serving")
+            }
+            Err(err) => tracing::error!(error = %err, "reload failed; the previous index keeps serving"),
+        }
+    }
+}
