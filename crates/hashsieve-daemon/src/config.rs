@@ -8,6 +8,14 @@
 //! [http]
 //! listen = "127.0.0.1:8427"
 //!
+//! [clamd]                              # clamd's protocol, for antivirus plumbing; off unless set
+//! unix_socket = "/run/hashsieve/clamd.sock"  # permissions decide who may ask (unauthenticated)
+//! unix_socket_mode = "660"
+//! tcp_listen = "127.0.0.1:3310"        # unauthenticated too: keep it on loopback
+//! max_stream_bytes = 33554432          # INSTREAM and FILDES size limit (default: max_body_bytes)
+//! idle_timeout_secs = 30               # a session may wait this long between commands
+//! path_scans = true                    # SCAN/CONTSCAN/MULTISCAN/ALLMATCHSCAN on the Unix socket
+//!
 //! [limits]
 //! max_body_bytes = 33554432            # larger request bodies get 413
 //! max_image_pixels = 100000000         # larger images are not decoded (digests still match)
@@ -81,6 +89,52 @@ impl Default for HttpConfig {
 /// The port hashsieved listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8427;
 
+/// The clamd-protocol listeners. clamd's protocol has no authentication: whoever can connect
+/// can ask, so the Unix socket's file permissions or a loopback address are the access control.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClamdConfig {
+    /// A Unix socket to listen on; replaced if stale, removed at exit.
+    pub unix_socket: Option<PathBuf>,
+    /// The socket's permissions, in octal.
+    pub unix_socket_mode: String,
+    /// A TCP address to listen on.
+    pub tcp_listen: Option<SocketAddr>,
+    /// Largest `INSTREAM` body or `FILDES` file (clamd's `StreamMaxLength`); the body limit if
+    /// unset.
+    pub max_stream_bytes: Option<u64>,
+    /// How long a session may sit between commands.
+    pub idle_timeout_secs: u64,
+    /// Whether clients of the Unix socket may ask the daemon to read paths itself. Never over
+    /// TCP, whose clients do not share this filesystem.
+    pub path_scans: bool,
+}
+
+impl Default for ClamdConfig {
+    fn default() -> Self {
+        ClamdConfig {
+            unix_socket: None,
+            unix_socket_mode: "660".into(),
+            tcp_listen: None,
+            max_stream_bytes: None,
+            idle_timeout_secs: 30,
+            path_scans: true,
+        }
+    }
+}
+
+impl ClamdConfig {
+    /// The socket's permission bits.
+    pub fn socket_mode(&self) -> Result<u32, ConfigError> {
+        u32::from_str_radix(&self.unix_socket_mode, 8).ok().filter(|mode| *mode <= 0o777).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "clamd.unix_socket_mode {:?} is not an octal mode",
+                self.unix_socket_mode
+            ))
+        })
+    }
+}
+
 /// Bounds on what one client can make the daemon do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -139,6 +193,9 @@ pub struct Config {
     /// HTTP listener.
     #[serde(default)]
     pub http: HttpConfig,
+    /// clamd-protocol listeners.
+    #[serde(default)]
+    pub clamd: ClamdConfig,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -162,6 +219,7 @@ impl Config {
             writable: false,
             reload_check_ms: default_reload_check_ms(),
             http: HttpConfig::default(),
+            clamd: ClamdConfig::default(),
             limits: Limits::default(),
             tokens: Vec::new(),
             logging: Logging::default(),
@@ -191,6 +249,10 @@ impl Config {
             if value == 0 {
                 return invalid(format!("limits.{name} must be at least 1"));
             }
+        }
+        self.clamd.socket_mode()?;
+        if self.clamd.idle_timeout_secs == 0 || self.clamd.max_stream_bytes == Some(0) {
+            return invalid("clamd.idle_timeout_secs and clamd.max_stream_bytes must be at least 1".into());
         }
         let mut ids = std::collections::HashSet::new();
         for token in &self.tokens {

@@ -31,10 +31,10 @@ use hashsieve_core::matcher::{Matcher, Verdict};
 use hashsieve_core::signals::Signals;
 use hashsieve_core::store::StoreError;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::auth::{Denied, Tokens};
-use crate::config::{Limits, Role};
+use crate::config::{Config, Limits, Role};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -45,8 +45,23 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Bounds.
     pub limits: Limits,
-    /// Permits for content being hashed.
+    /// Permits for content being hashed, by any protocol.
     pub hashing: Semaphore,
+    /// Asks for the index to be reopened (clamd's `RELOAD`).
+    pub reload: Notify,
+}
+
+impl AppState {
+    /// The state for serving `matcher` under `config`.
+    pub fn new(matcher: Matcher, config: &Config) -> AppState {
+        AppState {
+            matcher: ArcSwap::from_pointee(matcher),
+            tokens: Tokens::new(&config.tokens),
+            limits: config.limits.clone(),
+            hashing: Semaphore::new(config.limits.max_in_flight),
+            reload: Notify::new(),
+        }
+    }
 }
 
 /// The API's router over `state`.

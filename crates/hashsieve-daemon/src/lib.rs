@@ -4,8 +4,9 @@
 //!
 //! All hashing and matching is `hashsieve-core`'s; this crate holds the sockets and what
 //! belongs to them: [`config`] (TOML), [`auth`] (bearer tokens with roles), [`http`] (routes,
-//! handlers, problem details, limits) and [`server`] (bounded connections, header deadlines,
-//! graceful shutdown) and [`reload`] (following the index as other processes change it).
+//! handlers, problem details, limits), [`clamd`] (clamd's protocol on a Unix socket or TCP,
+//! for antivirus plumbing), [`server`] (bounded connections, header deadlines, graceful
+//! shutdown) and [`reload`] (following the index as other processes change it).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -13,8 +14,8 @@
 //!
 //! # async fn run() -> anyhow::Result<()> {
 //! let config = Config::from_toml(r#"index = "/var/lib/hashsieve/lists""#)?;
-//! let (state, listener) = hashsieve_daemon::start(&config).await?;
-//! hashsieve_daemon::server::serve(listener, hashsieve_daemon::http::router(state), &config.limits, async {
+//! let (state, listeners) = hashsieve_daemon::start(&config).await?;
+//! hashsieve_daemon::server::serve(listeners.http, hashsieve_daemon::http::router(state), &config.limits, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
 //! .await;
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod auth;
+pub mod clamd;
 pub mod config;
 pub mod http;
 pub mod reload;
@@ -31,31 +33,76 @@ pub mod server;
 use std::sync::Arc;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
 
-use crate::auth::Tokens;
+use crate::clamd::Clamd;
 use crate::config::Config;
 use crate::http::AppState;
 
+/// The sockets the daemon serves, bound before anything is served so that a mistake in the
+/// configuration shows at once.
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTP/JSON.
+    pub http: TcpListener,
+    /// clamd's protocol over TCP.
+    pub clamd_tcp: Option<TcpListener>,
+    /// clamd's protocol over a Unix socket.
+    pub clamd_unix: Option<UnixListener>,
+}
+
 /// Runs the daemon for `config` until SIGTERM or SIGINT, on a runtime of its own: opens the
-/// index, binds, prints `listening on http://ADDR` on standard output (for scripts and tests
-/// that asked for port 0), serves, and drains. With `check_only`, stops after opening and
-/// binding.
+/// index, binds, prints a `listening on …` line per socket on standard output (for scripts
+/// and tests that asked for port 0), serves, and drains. With `check_only`, stops after
+/// opening and binding.
 pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let (state, listener) = start(config).await?;
+        let (state, listeners) = start(config).await?;
+        let unix_socket = config.clamd.unix_socket.as_deref().filter(|_| listeners.clamd_unix.is_some());
         if check_only {
+            if let Some(path) = unix_socket {
+                let _ = std::fs::remove_file(path);
+            }
             println!("configuration and index OK");
             return Ok(());
         }
-        let address = listener.local_addr()?;
+        let address = listeners.http.local_addr()?;
         println!("listening on http://{address}");
+        if let Some(listener) = &listeners.clamd_tcp {
+            println!("listening on clamd tcp://{}", listener.local_addr()?);
+        }
+        if let Some(path) = unix_socket {
+            println!("listening on clamd unix:{}", path.display());
+        }
         tracing::info!(%address, index = %config.index.display(), writable = config.writable, "serving");
+        if config.clamd.tcp_listen.is_some_and(|address| !address.ip().is_loopback()) {
+            tracing::warn!("the clamd protocol has no authentication and listens beyond loopback");
+        }
         tokio::spawn(reload::watch(Arc::clone(&state), config.clone()));
-        server::serve(listener, http::router(state), &config.limits, shutdown_signal()).await;
+        let stopping = CancellationToken::new();
+        tokio::spawn({
+            let stopping = stopping.clone();
+            async move {
+                shutdown_signal().await;
+                stopping.cancel();
+            }
+        });
+        let clamd = Arc::new(Clamd::new(Arc::clone(&state), config));
+        let clamd_tcp = listeners.clamd_tcp.map(|listener| {
+            tokio::spawn(clamd::serve(listener, Arc::clone(&clamd), stopping.clone().cancelled_owned()))
+        });
+        let clamd_unix = listeners.clamd_unix.map(|listener| {
+            tokio::spawn(clamd::serve(listener, Arc::clone(&clamd), stopping.clone().cancelled_owned()))
+        });
+        server::serve(listeners.http, http::router(state), &config.limits, stopping.cancelled()).await;
+        for task in [clamd_tcp, clamd_unix].into_iter().flatten() {
+            let _ = task.await;
+        }
+        if let Some(path) = unix_socket {
+            let _ = std::fs::remove_file(path);
+        }
         tracing::info!("stopped");
         Ok(())
     })
@@ -79,18 +126,25 @@ async fn shutdown_signal() {
     }
 }
 
-/// Opens the index and binds the listener.
-pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, TcpListener)> {
+/// Opens the index and binds the listeners.
+pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)> {
     let opening = config.clone();
     let matcher = tokio::task::spawn_blocking(move || reload::open_matcher(&opening)).await??;
-    let listener = TcpListener::bind(config.http.listen)
+    let http = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    let state = Arc::new(AppState {
-        matcher: ArcSwap::from_pointee(matcher),
-        tokens: Tokens::new(&config.tokens),
-        limits: config.limits.clone(),
-        hashing: Semaphore::new(config.limits.max_in_flight),
-    });
-    Ok((state, listener))
+    let clamd_tcp = match config.clamd.tcp_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (clamd)"))?,
+        ),
+        None => None,
+    };
+    let clamd_unix = match &config.clamd.unix_socket {
+        Some(path) => Some(clamd::bind_unix(path, config.clamd.socket_mode()?)?),
+        None => None,
+    };
+    let state = Arc::new(AppState::new(matcher, config));
+    Ok((state, Listeners { http, clamd_tcp, clamd_unix }))
 }

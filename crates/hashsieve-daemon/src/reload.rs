@@ -1,7 +1,7 @@
 //! Hot reload: a read-only daemon follows its index as other processes change it — a list
 //! change or compaction in the index directory, or an index file replaced by rename — and
 //! swaps the reopened index in while requests go on; each request keeps the index it started
-//! with. SIGHUP forces a reload. A reload that fails leaves the old index serving.
+//! with. SIGHUP or clamd's `RELOAD` forces a reload. A reload that fails leaves the old index serving.
 //!
 //! A writable daemon makes the changes itself and sees them at once; it has nothing to reload.
 
@@ -75,12 +75,13 @@ pub async fn watch(state: Arc<AppState>, config: Config) {
     loop {
         let forced = tokio::select! {
             _ = async { hangup.as_mut().expect("checked").recv().await }, if hangup.is_some() => true,
+            () = state.reload.notified() => true,
             () = tokio::time::sleep(interval), if config.reload_check_ms > 0 => false,
             else => return,
         };
         if config.writable {
             if forced {
-                tracing::info!("SIGHUP: a writable daemon applies its own changes; nothing to reload");
+                tracing::info!("reload asked: a writable daemon applies its own changes; nothing to reload");
             }
             continue;
         }

@@ -1,4 +1,4 @@
-//! The listener and its connections: a bounded number served at once, headers read within a
+//! Listeners and their connections: a bounded number served at once, headers read within a
 //! deadline, and a graceful shutdown that stops accepting, lets requests in flight finish and
 //! then closes.
 
@@ -12,7 +12,7 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -22,22 +22,54 @@ use crate::config::Limits;
 /// How long requests in flight may take to finish after shutdown begins.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: &Limits,
+/// A socket that accepts connections: TCP or Unix.
+pub trait Listener: Send + 'static {
+    /// An accepted connection.
+    type Stream: Send + 'static;
+    /// Who is at the other end, for logs.
+    type Peer: std::fmt::Display + Send + 'static;
+    /// Waits for the next connection.
+    fn accept_one(&self) -> impl Future<Output = std::io::Result<(Self::Stream, Self::Peer)>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+    type Peer = SocketAddr;
+
+    async fn accept_one(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = self.accept().await?;
+        // Replies are small and answer a request: do not wait to coalesce them.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer))
+    }
+}
+
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+    type Peer = &'static str;
+
+    async fn accept_one(&self) -> std::io::Result<(UnixStream, &'static str)> {
+        let (stream, _) = self.accept().await?;
+        Ok((stream, "unix"))
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` completes, at most `max_connections` at
+/// once, each served by `serve_one` (given the connection, its peer, the connection bound and
+/// a flag that turns true at shutdown); then waits up to [`DRAIN`] for them to finish.
+pub async fn accept_loop<L, F, Fut>(
+    listener: L,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
-) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    serve_one: F,
+) where
+    L: Listener,
+    F: Fn(L::Stream, L::Peer, Arc<Semaphore>, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let connections = Arc::new(Semaphore::new(max_connections));
     let tracker = TaskTracker::new();
     let (stop, stopped) = watch::channel(false);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
-        .max_buf_size(64 << 10);
     tokio::pin!(shutdown);
     loop {
         // Take a connection slot before accepting: at the bound, clients wait in the kernel's
@@ -47,7 +79,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept_one() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors, say: wait rather than spin.
@@ -58,7 +90,34 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
+        let connection = serve_one(stream, peer, Arc::clone(&connections), stopped.clone());
+        tracker.spawn(async move {
+            connection.await;
+            drop(permit);
+        });
+    }
+    tracing::info!(connections = tracker.len(), "shutting down: no new connections; draining");
+    let _ = stop.send(true);
+    tracker.close();
+    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+        tracing::warn!(connections = tracker.len(), "drain time over; closing the rest");
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
+        .max_buf_size(64 << 10);
+    accept_loop(listener, limits.max_connections, shutdown, move |stream, peer, _, mut stopped| {
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
@@ -66,8 +125,7 @@ pub async fn serve(
             },
         ));
         let builder = builder.clone();
-        let mut stopped = stopped.clone();
-        tracker.spawn(async move {
+        async move {
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
@@ -81,13 +139,7 @@ pub async fn serve(
                     let _ = connection.await;
                 }
             }
-            drop(permit);
-        });
-    }
-    tracing::info!(connections = tracker.len(), "shutting down: no new connections; draining");
-    let _ = stop.send(true);
-    tracker.close();
-    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
-        tracing::warn!(connections = tracker.len(), "drain time over; closing the rest");
-    }
+        }
+    })
+    .await;
 }
