@@ -16,6 +16,7 @@ use serde_json::Value;
 
 const MATCH_TOKEN: &str = "match-token-for-tests";
 const ADMIN_TOKEN: &str = "admin-token-for-tests";
+const LIMITED_TOKEN: &str = "limited-token-for-tests";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -43,7 +44,7 @@ struct Daemon {
     child: Child,
     address: SocketAddr,
     index: PathBuf,
-    _temp: tempfile::TempDir,
+    temp: tempfile::TempDir,
 }
 
 impl Drop for Daemon {
@@ -75,9 +76,11 @@ fn start_with(writable: bool) -> Daemon {
             "index = {index:?}\nwritable = {writable}\nreload_check_ms = 50\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [limits]\nmax_body_bytes = 1048576\nheader_timeout_secs = 1\nrequest_timeout_secs = 5\n\
              [[tokens]]\nid = \"ingest\"\nsha256 = \"{}\"\nroles = [\"match\"]\n\
-             [[tokens]]\nid = \"ops\"\nsha256 = \"{}\"\nroles = [\"admin\"]\n",
+             [[tokens]]\nid = \"ops\"\nsha256 = \"{}\"\nroles = [\"admin\"]\n\
+             [[tokens]]\nid = \"limited\"\nsha256 = \"{}\"\nroles = [\"match\"]\nrate_per_sec = 1\nburst = 3\n",
             sha256_hex(MATCH_TOKEN),
-            sha256_hex(ADMIN_TOKEN)
+            sha256_hex(ADMIN_TOKEN),
+            sha256_hex(LIMITED_TOKEN)
         ),
     )
     .unwrap();
@@ -90,7 +93,7 @@ fn start_with(writable: bool) -> Daemon {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let address = line.trim().strip_prefix("listening on http://").expect(&line).parse().unwrap();
-    Daemon { child, address, index, _temp: temp }
+    Daemon { child, address, index, temp }
 }
 
 struct Response {
@@ -319,4 +322,65 @@ fn a_read_only_daemon_follows_changes_with_no_failed_request() {
     assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during reloads");
     let ready = request(address, "GET", "/readyz", None, b"").json();
     assert_eq!(ready["generation"], 2, "the daemon serves the compacted index");
+}
+
+#[test]
+fn forms_upload_content_and_tokens_are_rate_limited() {
+    let daemon = start();
+    let url = format!("http://{}/v1/match/content", daemon.address);
+    let curl = |args: &[&str]| -> (String, String) {
+        let output = Command::new("curl")
+            .args(["--silent", "--max-time", "10", "-H", &format!("Authorization: Bearer {MATCH_TOKEN}")])
+            .args(["--write-out", "\n%{http_code}"])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_string(), body.to_string())
+    };
+    // An HTML form's upload, as `curl -F` sends it: the file part is the content.
+    let wee = format!("file=@{}", sample("wee.jpg").display());
+    let (status, body) = curl(&["-F", "comment=reported twice", "-F", &wee]);
+    assert_eq!(status, "200", "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["outcome"], "known");
+    assert_eq!(answer["hashes"]["md5"], md5sum(&sample("wee.jpg")));
+    let (status, body) = curl(&["-F", "comment=no file here"]);
+    assert_eq!(status, "400", "{body}");
+    assert!(body.contains("no-file"), "{body}");
+    let big = daemon.temp.path().join("big.bin");
+    std::fs::write(&big, vec![1u8; 2 << 20]).unwrap();
+    let (status, _) = curl(&["-F", &format!("file=@{}", big.display())]);
+    assert_eq!(status, "413");
+
+    // A token limited to 1 request a second with a burst of 3.
+    let ask = || {
+        request(
+            daemon.address,
+            "POST",
+            "/v1/match/hashes",
+            Some(LIMITED_TOKEN),
+            &hash_query("md5", &"0".repeat(32)),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(ask().status, 200);
+    }
+    let refused = ask();
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    // Other tokens are not affected.
+    let other = request(
+        daemon.address,
+        "POST",
+        "/v1/match/hashes",
+        Some(MATCH_TOKEN),
+        &hash_query("md5", &"0".repeat(32)),
+    );
+    assert_eq!(other.status, 200);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(ask().status, 200, "the bucket refills");
 }

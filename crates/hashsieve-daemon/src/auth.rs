@@ -1,5 +1,12 @@
-//! Bearer tokens with roles, stored as SHA-256 digests and compared in constant time.
+//! Bearer tokens with roles, stored as SHA-256 digests and compared in constant time, each
+//! with an optional rate limit (a token bucket: a sustained rate and a burst).
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Role, TokenConfig};
@@ -13,6 +20,8 @@ pub enum Denied {
     Unknown,
     /// The token lacks the role.
     Forbidden,
+    /// The token is over its rate limit; it may try again after this long.
+    RateLimited(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -20,6 +29,7 @@ struct Token {
     id: String,
     digest: [u8; 32],
     roles: Vec<Role>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
 }
 
 /// The configured tokens.
@@ -40,6 +50,11 @@ impl Tokens {
                     .and_then(|d| d.try_into().ok())
                     .expect("checked: 64 hex digits"),
                 roles: t.roles.clone(),
+                limiter: t.rate_per_sec.map(|rate| {
+                    let rate = NonZeroU32::new(rate).expect("checked: at least 1");
+                    let burst = t.burst.and_then(NonZeroU32::new).unwrap_or(rate);
+                    Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
+                }),
             })
             .collect();
         Tokens { tokens }
@@ -50,9 +65,10 @@ impl Tokens {
         self.tokens.is_empty()
     }
 
-    /// The id of the token in `authorization` if it may act as `role`. Every configured
-    /// digest is compared, each in constant time, so timing says nothing about which matched
-    /// or how closely.
+    /// The id of the token in `authorization` if it may act as `role` and is within its rate
+    /// limit (a request that is refused does not count against it). Every configured digest is
+    /// compared, each in constant time, so timing says nothing about which matched or how
+    /// closely.
     pub fn authorize(&self, authorization: Option<&str>, role: Role) -> Result<&str, Denied> {
         let presented = authorization
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
@@ -69,11 +85,15 @@ impl Tokens {
         }
         let token = found.ok_or(Denied::Unknown)?;
         // Admin implies match.
-        if token.roles.contains(&role) || token.roles.contains(&Role::Admin) {
-            Ok(&token.id)
-        } else {
-            Err(Denied::Forbidden)
+        if !(token.roles.contains(&role) || token.roles.contains(&Role::Admin)) {
+            return Err(Denied::Forbidden);
         }
+        if let Some(limiter) = &token.limiter
+            && let Err(not_until) = limiter.check()
+        {
+            return Err(Denied::RateLimited(not_until.wait_time_from(DefaultClock::default().now())));
+        }
+        Ok(&token.id)
     }
 }
 
@@ -84,8 +104,8 @@ mod tests {
     fn tokens() -> Tokens {
         let digest = |text: &str| hex::encode(Sha256::digest(text));
         Tokens::new(&[
-            TokenConfig { id: "ingest".into(), sha256: digest("s3cret-match"), roles: vec![Role::Match] },
-            TokenConfig { id: "ops".into(), sha256: digest("s3cret-admin"), roles: vec![Role::Admin] },
+            TokenConfig::new("ingest", &digest("s3cret-match"), &[Role::Match]),
+            TokenConfig::new("ops", &digest("s3cret-admin"), &[Role::Admin]),
         ])
     }
 
@@ -100,5 +120,24 @@ mod tests {
         assert_eq!(tokens.authorize(Some("Basic czNjcmV0"), Role::Match), Err(Denied::Missing));
         assert_eq!(tokens.authorize(None, Role::Match), Err(Denied::Missing));
         assert_eq!(tokens.authorize(Some("Bearer "), Role::Match), Err(Denied::Missing));
+    }
+
+    #[test]
+    fn rate_limits_allow_the_burst_then_refuse_until_refilled() {
+        let digest = hex::encode(Sha256::digest("limited"));
+        let tokens = Tokens::new(&[TokenConfig {
+            rate_per_sec: Some(1),
+            burst: Some(3),
+            ..TokenConfig::new("slow", &digest, &[Role::Match])
+        }]);
+        for _ in 0..3 {
+            assert_eq!(tokens.authorize(Some("Bearer limited"), Role::Match), Ok("slow"));
+        }
+        match tokens.authorize(Some("Bearer limited"), Role::Match) {
+            Err(Denied::RateLimited(wait)) => assert!(wait <= Duration::from_secs(1), "{wait:?}"),
+            other => panic!("{other:?}"),
+        }
+        // A refusal for another reason does not spend the budget.
+        assert_eq!(tokens.authorize(Some("Bearer limited"), Role::Admin), Err(Denied::Forbidden));
     }
 }

@@ -8,6 +8,12 @@
 //! [http]
 //! listen = "127.0.0.1:8427"
 //!
+//! [http.tls]                           # HTTPS (rustls); plain HTTP without this table
+//! cert = "/etc/hashsieve/server.pem"   # certificate chain, PEM
+//! key = "/etc/hashsieve/server.key"    # private key, PEM
+//! client_ca = "/etc/hashsieve/ca.pem"  # optional: clients must present a certificate it signed
+//! client_cert_optional = false         # with client_ca: also accept clients without one
+//!
 //! [clamd]                              # clamd's protocol, for antivirus plumbing; off unless set
 //! unix_socket = "/run/hashsieve/clamd.sock"  # permissions decide who may ask (unauthenticated)
 //! unix_socket_mode = "660"
@@ -29,6 +35,8 @@
 //! id = "ingest-1"
 //! sha256 = "…64 hex digits: sha256 of the bearer token…"
 //! roles = ["match"]                    # "match" and/or "admin"
+//! rate_per_sec = 500                   # optional: sustained requests a second (then 429)
+//! burst = 1000                         # optional: requests at once above it (default: the rate)
 //!
 //! [logging]
 //! json = false                         # one JSON object per line instead of text
@@ -70,6 +78,26 @@ pub struct TokenConfig {
     pub sha256: String,
     /// What it may do.
     pub roles: Vec<Role>,
+    /// Requests a second this token may make, sustained; unlimited if unset.
+    #[serde(default)]
+    pub rate_per_sec: Option<u32>,
+    /// Requests it may make at once above the sustained rate (the bucket's size); the rate if
+    /// unset.
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl TokenConfig {
+    /// A token with no rate limit.
+    pub fn new(id: &str, sha256: &str, roles: &[Role]) -> TokenConfig {
+        TokenConfig {
+            id: id.into(),
+            sha256: sha256.into(),
+            roles: roles.to_vec(),
+            rate_per_sec: None,
+            burst: None,
+        }
+    }
 }
 
 /// Where to listen for HTTP.
@@ -78,12 +106,31 @@ pub struct TokenConfig {
 pub struct HttpConfig {
     /// Address and port; loopback by default.
     pub listen: SocketAddr,
+    /// Serve HTTPS instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)) }
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)), tls: None }
     }
+}
+
+/// TLS certificate, key and client certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, leaf first.
+    pub cert: PathBuf,
+    /// Its private key, PEM.
+    pub key: PathBuf,
+    /// CA certificates, PEM: clients must present a certificate they signed.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: accept clients without a certificate too (those with one must present
+    /// a valid one).
+    #[serde(default)]
+    pub client_cert_optional: bool,
 }
 
 /// The port hashsieved listens on unless told otherwise.
@@ -264,6 +311,9 @@ impl Config {
             }
             if token.roles.is_empty() {
                 return invalid(format!("token {:?} has no roles", token.id));
+            }
+            if token.rate_per_sec == Some(0) || token.burst == Some(0) {
+                return invalid(format!("token {:?}: rate_per_sec and burst must be at least 1", token.id));
             }
         }
         Ok(())

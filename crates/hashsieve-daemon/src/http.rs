@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `GET /healthz` | — | the process is up |
 //! | `GET /readyz` | — | the index is open: its generation and size |
-//! | `POST /v1/match/content` | match | the body is the content; its verdict and hashes |
+//! | `POST /v1/match/content` | match | the body (or a form's file part) is the content; its verdict and hashes |
 //! | `POST /v1/match/hashes` | match | `{"hashes": [{"kind", "value"}]}`, hashed elsewhere |
 //! | `POST /v1/lists/changes` | admin | `{"changes": [change…], "actor"}`: one durable batch |
 //! | `POST /v1/lists/compact` | admin | fold the delta into a new index file |
@@ -173,6 +173,10 @@ fn authorize<'a>(state: &'a AppState, headers: &HeaderMap, role: Role) -> Result
         Err(Denied::Forbidden) => {
             Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "the token lacks this role"))
         }
+        Err(Denied::RateLimited(wait)) => Err(Problem {
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "the token is over its rate limit")
+        }),
     }
 }
 
@@ -240,6 +244,10 @@ struct QueryHashes {
     blake3: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pdq: Option<String>,
+    /// PDQ's quality score, 0–100: below about 50 the picture is too plain for a reliable
+    /// perceptual match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pdq_quality: Option<u8>,
 }
 
 #[derive(Serialize)]
@@ -259,7 +267,7 @@ async fn match_content(
     let token = authorize(&state, &headers, Role::Match)?;
     let permit =
         state.hashing.try_acquire().map_err(|_| Problem::busy("too much content is being hashed"))?;
-    let bytes = read_body(body, state.limits.max_body_bytes).await?;
+    let bytes = read_content(&headers, body, state.limits.max_body_bytes).await?;
     let matcher = state.matcher.load_full();
     let (verdict, hashes, size) = blocking(move || {
         let signals = Signals::from_bytes(&bytes, &matcher.signal_options());
@@ -272,6 +280,30 @@ async fn match_content(
     Ok(json(&ContentAnswer { verdict, size, hashes }))
 }
 
+/// The content of a request: the body itself, or, for `multipart/form-data` (an HTML form's
+/// upload), its file part: the first part with a file name or named `file`.
+async fn read_content(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, Problem> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
+        return read_body(body, limit).await;
+    };
+    let too_large = || {
+        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("the body exceeds {limit} bytes"))
+    };
+    let problem = |err: multer::Error| match err {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => too_large(),
+        other => Problem::new(StatusCode::BAD_REQUEST, "bad-multipart", other.to_string()),
+    };
+    let constraints = multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
+    let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    while let Some(field) = form.next_field().await.map_err(problem)? {
+        if field.file_name().is_some() || field.name() == Some("file") {
+            return field.bytes().await.map_err(problem);
+        }
+    }
+    Err(Problem::new(StatusCode::BAD_REQUEST, "no-file", "the form has no file part"))
+}
+
 fn query_hashes(signals: &Signals) -> QueryHashes {
     let d = &signals.digests;
     QueryHashes {
@@ -280,6 +312,7 @@ fn query_hashes(signals: &Signals) -> QueryHashes {
         sha256: d.sha256.map(hex::encode),
         blake3: d.blake3.map(hex::encode),
         pdq: signals.pdq.map(|p| hex::encode(p.hash.0)),
+        pdq_quality: signals.pdq.map(|p| p.quality),
     }
 }
 

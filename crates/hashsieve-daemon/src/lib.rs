@@ -15,7 +15,8 @@
 //! # async fn run() -> anyhow::Result<()> {
 //! let config = Config::from_toml(r#"index = "/var/lib/hashsieve/lists""#)?;
 //! let (state, listeners) = hashsieve_daemon::start(&config).await?;
-//! hashsieve_daemon::server::serve(listeners.http, hashsieve_daemon::http::router(state), &config.limits, async {
+//! let router = hashsieve_daemon::http::router(state);
+//! hashsieve_daemon::server::serve(listeners.http, router, listeners.tls, &config.limits, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
 //! .await;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod http;
 pub mod reload;
 pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -42,10 +44,11 @@ use crate::http::AppState;
 
 /// The sockets the daemon serves, bound before anything is served so that a mistake in the
 /// configuration shows at once.
-#[derive(Debug)]
 pub struct Listeners {
     /// HTTP/JSON.
     pub http: TcpListener,
+    /// TLS for it, if configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// clamd's protocol over TCP.
     pub clamd_tcp: Option<TcpListener>,
     /// clamd's protocol over a Unix socket.
@@ -69,7 +72,8 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
             return Ok(());
         }
         let address = listeners.http.local_addr()?;
-        println!("listening on http://{address}");
+        let scheme = if listeners.tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{address}");
         if let Some(listener) = &listeners.clamd_tcp {
             println!("listening on clamd tcp://{}", listener.local_addr()?);
         }
@@ -96,7 +100,8 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
         let clamd_unix = listeners.clamd_unix.map(|listener| {
             tokio::spawn(clamd::serve(listener, Arc::clone(&clamd), stopping.clone().cancelled_owned()))
         });
-        server::serve(listeners.http, http::router(state), &config.limits, stopping.cancelled()).await;
+        let router = http::router(state);
+        server::serve(listeners.http, router, listeners.tls, &config.limits, stopping.cancelled()).await;
         for task in [clamd_tcp, clamd_unix].into_iter().flatten() {
             let _ = task.await;
         }
@@ -133,6 +138,7 @@ pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)
     let http = TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let tls = config.http.tls.as_ref().map(tls::acceptor).transpose()?;
     let clamd_tcp = match config.clamd.tcp_listen {
         Some(address) => Some(
             TcpListener::bind(address)
@@ -146,5 +152,5 @@ pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)
         None => None,
     };
     let state = Arc::new(AppState::new(matcher, config));
-    Ok((state, Listeners { http, clamd_tcp, clamd_unix }))
+    Ok((state, Listeners { http, tls, clamd_tcp, clamd_unix }))
 }

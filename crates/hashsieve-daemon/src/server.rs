@@ -14,6 +14,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
@@ -104,20 +105,19 @@ pub async fn accept_loop<L, F, Fut>(
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains.
+/// Serves `router` on `listener` until `shutdown` completes, then drains; over TLS when
+/// `tls` is given, the handshake bounded by the header deadline.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
-        .max_buf_size(64 << 10);
-    accept_loop(listener, limits.max_connections, shutdown, move |stream, peer, _, mut stopped| {
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(64 << 10);
+    accept_loop(listener, limits.max_connections, shutdown, move |stream, peer, _, stopped| {
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
@@ -125,21 +125,49 @@ pub async fn serve(
             },
         ));
         let builder = builder.clone();
+        let tls = tls.clone();
         async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(err) = result {
-                        tracing::debug!(client = %peer, error = %err, "connection ended with an error");
-                    }
-                }
-                _ = stopped.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
+            let Some(acceptor) = tls else {
+                return serve_http(builder, stream, service, peer, stopped).await;
+            };
+            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve_http(builder, stream, service, peer, stopped).await,
+                Ok(Err(err)) => tracing::debug!(client = %peer, error = %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(client = %peer, "TLS handshake took too long"),
             }
         }
     })
     .await;
+}
+
+/// Serves HTTP on one connection, plain or TLS, until it ends or shutdown asks it to finish
+/// its request in flight and close.
+async fn serve_http<S, T>(
+    builder: auto::Builder<TokioExecutor>,
+    stream: S,
+    service: T,
+    peer: SocketAddr,
+    mut stopped: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
+    T::Future: Send + 'static,
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(client = %peer, error = %err, "connection ended with an error");
+            }
+        }
+        _ = stopped.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
