@@ -67,6 +67,11 @@ impl Drop for Daemon {
 /// `wee.jpg` and `q0122.jpg`; `demo`, the PDQ hash of `q1050.jpg`; and an allow-list with the
 /// MD5 of `q0122.jpg`, whose match is therefore suppressed.
 fn start() -> Daemon {
+    start_with("request_timeout_secs = 5")
+}
+
+/// The same with these `[limits]` settings besides a one-second header timeout.
+fn start_with(limits: &str) -> Daemon {
     let temp = tempfile::tempdir().unwrap();
     let index = temp.path().join("index");
     let md5 = |name: &str| hex::decode(md5sum(&sample(name))).unwrap();
@@ -90,7 +95,7 @@ fn start() -> Daemon {
         format!(
             "index = {index:?}\nreload_check_ms = 0\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [clamd]\nunix_socket = {unix:?}\ntcp_listen = \"127.0.0.1:0\"\nmax_stream_bytes = {MAX_STREAM}\n\
-             idle_timeout_secs = 2\n[limits]\nheader_timeout_secs = 1\nrequest_timeout_secs = 5\n"
+             idle_timeout_secs = 2\n[limits]\nheader_timeout_secs = 1\n{limits}\n"
         ),
     )
     .unwrap();
@@ -358,4 +363,62 @@ fn reload_swaps_in_changes_made_by_another_process() {
     let status = daemon.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!daemon.unix.exists(), "the socket is removed at exit");
+}
+
+/// Starts an `INSTREAM` and sends the first half of `content`; the rest is sent by `finish`.
+fn half_stream(address: SocketAddr, content: &[u8]) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let whole = instream(content, 1000);
+    let half = whole.len() / 2;
+    stream.write_all(&whole[..half]).unwrap();
+    (stream, whole[half..].to_vec())
+}
+
+fn finish(mut stream: TcpStream, rest: &[u8]) -> String {
+    stream.write_all(rest).unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[test]
+fn scans_queue_for_a_hashing_slot_and_shutdown_finishes_them() {
+    // One hashing slot, and a two-second deadline for a scan to get it and read its stream.
+    let mut daemon = start_with("max_in_flight = 1\nrequest_timeout_secs = 2");
+    let wee = std::fs::read(sample("wee.jpg")).unwrap();
+    let found = format!("stream: HashSieve.hot.md5.{} FOUND\0", md5sum(&sample("wee.jpg")));
+
+    // A stream holds the slot while it arrives; another waits for it, then is answered.
+    let (first, rest) = half_stream(daemon.tcp, &wee);
+    std::thread::sleep(Duration::from_millis(200));
+    let waiting = std::thread::spawn({
+        let address = daemon.tcp;
+        let wee = wee.clone();
+        move || exchange(address, &instream(&wee, 4096))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "the second scan waits for the slot");
+    assert_eq!(finish(first, &rest), found);
+    assert_eq!(waiting.join().unwrap(), found);
+
+    // A stream that does not arrive within the deadline is cut off with an error reply.
+    let (mut holder, _) = half_stream(daemon.tcp, &wee);
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    holder.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"stream: Time limit reached. ERROR\0");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+
+    // SIGTERM while a stream is arriving: no new connections, but that scan is finished and
+    // answered before the daemon exits.
+    let (last, rest) = half_stream(daemon.tcp, &wee);
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = daemon.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(TcpStream::connect(daemon.tcp).is_err(), "no longer accepting");
+    assert_eq!(finish(last, &rest), found);
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }

@@ -97,6 +97,9 @@ pub async fn accept_loop<L, F, Fut>(
             drop(permit);
         });
     }
+    // Close the socket now, so that new clients are refused at once rather than left waiting
+    // in the backlog while the connections in flight drain.
+    drop(listener);
     tracing::info!(connections = tracker.len(), "shutting down: no new connections; draining");
     let _ = stop.send(true);
     tracker.close();

@@ -432,3 +432,49 @@ fn audit(client: &str, command: &str, verdict: &Verdict, signals: &Signals) {
         "decision"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use hashsieve_core::index::IndexBuilder;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Sends `input` on a fresh in-memory connection and returns the replies.
+    async fn converse(clamd: Arc<Clamd>, input: &[u8]) -> String {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let (_stop, stopped) = watch::channel(false);
+        let serving = tokio::spawn(serve_connection(
+            Connection::new(server),
+            clamd,
+            "test".into(),
+            Arc::new(Semaphore::new(1)),
+            stopped,
+        ));
+        client.write_all(input).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut replies = Vec::new();
+        client.read_to_end(&mut replies).await.unwrap();
+        serving.await.unwrap();
+        String::from_utf8(replies).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_gets_no_hashing_slot_in_time_is_refused() {
+        let mut config = Config::for_index("unused".into());
+        config.limits.max_in_flight = 1;
+        config.limits.request_timeout_secs = 1;
+        let matcher = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
+        let clamd = Arc::new(Clamd::new(Arc::new(AppState::new(matcher, &config)), &config));
+        let stream = b"zINSTREAM\0\0\0\0\x03abc\0\0\0\0";
+        assert_eq!(converse(Arc::clone(&clamd), stream).await, "stream: OK\0");
+        // Every slot is taken, for longer than the deadline.
+        let held = clamd.state.hashing.acquire().await.unwrap();
+        let started = Instant::now();
+        let refused = converse(Arc::clone(&clamd), stream).await;
+        assert_eq!(refused, "stream: Busy: too much content is being hashed. ERROR\0");
+        assert!(started.elapsed() >= Duration::from_secs(1), "it waited for a slot first");
+        drop(held);
+        assert_eq!(converse(clamd, stream).await, "stream: OK\0");
+    }
+}
