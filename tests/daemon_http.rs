@@ -2,6 +2,7 @@
 //! matching content and hashes (against `md5sum` as the reference digest), tokens and roles,
 //! list changes seen by the next request, limits, bad clients, and SIGTERM.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -383,4 +384,103 @@ fn forms_upload_content_and_tokens_are_rate_limited() {
     assert_eq!(other.status, 200);
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(ask().status, 200, "the bucket refills");
+}
+
+/// Samples of an OpenMetrics exposition, parsed by the reference parser of Prometheus's own
+/// Python client (PyPI `prometheus-client`), which refuses what is not valid OpenMetrics.
+fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    const SCRIPT: &str = "import json, sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        families = text_string_to_metric_families(sys.stdin.read())\n\
+        print(json.dumps([[s.name, s.labels, s.value] for f in families for s in f.samples]))\n";
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !errors.contains("ModuleNotFoundError"),
+        "the metrics test needs PyPI prometheus-client: pip install prometheus-client (.ci/run does)"
+    );
+    assert!(output.status.success(), "not valid OpenMetrics: {errors}\n{text}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn metrics_count_what_happened() {
+    let daemon = start();
+    let address = daemon.address;
+    let wee = std::fs::read(sample("wee.jpg")).unwrap();
+    let other = std::fs::read(sample("q1050.jpg")).unwrap();
+    for content in [&wee, &wee, &other] {
+        assert_eq!(request(address, "POST", "/v1/match/content", Some(MATCH_TOKEN), content).status, 200);
+    }
+    assert_eq!(request(address, "POST", "/v1/match/content", None, &wee).status, 401);
+    assert_eq!(
+        request(address, "POST", "/v1/match/content", Some(MATCH_TOKEN), &vec![0; 2 << 20]).status,
+        413
+    );
+    assert_eq!(request(address, "GET", "/no/such/path", None, b"").status, 404);
+
+    let scrape = || {
+        let response = request(address, "GET", "/metrics", None, b"");
+        assert_eq!(response.status, 200);
+        assert!(response.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+        parse_openmetrics(&String::from_utf8(response.body).unwrap())
+    };
+    let value = |samples: &[(String, BTreeMap<String, String>, f64)], name: &str, labels: &[(&str, &str)]| {
+        let found: Vec<f64> = samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| *v)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
+        found[0]
+    };
+    let samples = scrape();
+    let content = [("protocol", "http"), ("endpoint", "/v1/match/content")];
+    let with = |status: &'static str| [content[0], content[1], ("status", status)];
+    assert_eq!(value(&samples, "hashsieve_requests_total", &with("200")), 3.0);
+    assert_eq!(value(&samples, "hashsieve_requests_total", &with("401")), 1.0);
+    assert_eq!(value(&samples, "hashsieve_requests_total", &with("413")), 1.0);
+    let other = [("protocol", "http"), ("endpoint", "other"), ("status", "404")];
+    assert_eq!(value(&samples, "hashsieve_requests_total", &other), 1.0, "unknown paths share one label");
+    assert_eq!(value(&samples, "hashsieve_request_duration_seconds_count", &content), 5.0);
+    let infinite = [content[0], content[1], ("le", "+Inf")];
+    assert_eq!(value(&samples, "hashsieve_request_duration_seconds_bucket", &infinite), 5.0);
+    let verdict = |outcome| [("protocol", "http"), ("outcome", outcome)];
+    assert_eq!(value(&samples, "hashsieve_verdicts_total", &verdict("known")), 2.0);
+    assert_eq!(value(&samples, "hashsieve_verdicts_total", &verdict("unknown")), 1.0);
+    let hot = [("protocol", "http"), ("list", "hot"), ("suppressed", "false")];
+    assert_eq!(value(&samples, "hashsieve_matches_total", &hot), 2.0);
+    let reason = |reason| [("protocol", "http"), ("reason", reason)];
+    assert_eq!(value(&samples, "hashsieve_rejected_total", &reason("unauthorized")), 1.0);
+    assert_eq!(value(&samples, "hashsieve_rejected_total", &reason("too_large")), 1.0);
+    assert_eq!(value(&samples, "hashsieve_index_entries", &[("kind", "md5")]), 1.0);
+    assert_eq!(value(&samples, "hashsieve_index_generation", &[]), 1.0);
+    assert!(
+        value(&samples, "hashsieve_open_connections", &[("protocol", "http")]) >= 1.0,
+        "the scrape's own"
+    );
+    assert!(value(&samples, "process_resident_memory_bytes", &[]) > 1e6);
+
+    // A list change and a compaction show in the index gauges.
+    let change = serde_json::json!({"changes": [{"op": "add", "list": "hot", "kind": "md5", "value": "0".repeat(32)}]});
+    let answer =
+        request(address, "POST", "/v1/lists/changes", Some(ADMIN_TOKEN), change.to_string().as_bytes());
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let samples = scrape();
+    assert_eq!(value(&samples, "hashsieve_delta_entries", &[]), 1.0);
+    assert_eq!(request(address, "POST", "/v1/lists/compact", Some(ADMIN_TOKEN), b"").status, 200);
+    let samples = scrape();
+    assert_eq!(value(&samples, "hashsieve_index_generation", &[]), 2.0);
+    assert_eq!(value(&samples, "hashsieve_index_entries", &[("kind", "md5")]), 2.0);
+    assert_eq!(value(&samples, "hashsieve_delta_entries", &[]), 0.0);
 }

@@ -8,6 +8,7 @@
 //! | `POST /v1/match/hashes` | match | `{"hashes": [{"kind", "value"}]}`, hashed elsewhere |
 //! | `POST /v1/lists/changes` | admin | `{"changes": [change…], "actor"}`: one durable batch |
 //! | `POST /v1/lists/compact` | admin | fold the delta into a new index file |
+//! | `GET /metrics` | — | Prometheus metrics (OpenMetrics text); see [`crate::metrics`] |
 //!
 //! Hashing and index writes run on the blocking pool; content hashing is bounded by
 //! `limits.max_in_flight`, and a request beyond it gets 503 with `Retry-After` at once rather
@@ -15,12 +16,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,6 +36,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::auth::{Denied, Tokens};
 use crate::config::{Config, Limits, Role};
+use crate::metrics::Metrics;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub struct AppState {
     pub hashing: Semaphore,
     /// Asks for the index to be reopened (clamd's `RELOAD`).
     pub reload: Notify,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -60,9 +64,21 @@ impl AppState {
             limits: config.limits.clone(),
             hashing: Semaphore::new(config.limits.max_in_flight),
             reload: Notify::new(),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
+
+/// The routes, as metrics name them; anything else is `other`.
+const ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/match/content",
+    "/v1/match/hashes",
+    "/v1/lists/changes",
+    "/v1/lists/compact",
+];
 
 /// The API's router over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -70,12 +86,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/v1/match/content", post(match_content))
         .route("/v1/match/hashes", post(match_hashes))
         .route("/v1/lists/changes", post(list_changes))
         .route("/v1/lists/compact", post(compact))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn(move |request: Request, next: Next| deadline(timeout, request, next)))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
         .with_state(state)
 }
 
@@ -153,6 +171,42 @@ async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Counts every request with its route, status and latency, and refusals by reason; outside
+/// the deadline, so that timeouts are counted too.
+async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
+    let endpoint =
+        path.and_then(|path| ROUTES.iter().copied().find(|route| *route == path)).unwrap_or("other");
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    state.metrics.request("http", endpoint, status.as_str(), started.elapsed());
+    let reason = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => Some("bad_request"),
+        StatusCode::UNAUTHORIZED => Some("unauthorized"),
+        StatusCode::FORBIDDEN => Some("forbidden"),
+        StatusCode::PAYLOAD_TOO_LARGE => Some("too_large"),
+        StatusCode::REQUEST_TIMEOUT => Some("timeout"),
+        StatusCode::TOO_MANY_REQUESTS => Some("rate_limited"),
+        StatusCode::SERVICE_UNAVAILABLE => Some("busy"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        state.metrics.rejected("http", reason);
+    }
+    response
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.encode(&state.matcher.load());
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }
 
 fn authorize<'a>(state: &'a AppState, headers: &HeaderMap, role: Role) -> Result<Option<&'a str>, Problem> {
@@ -276,6 +330,7 @@ async fn match_content(
     })
     .await?;
     drop(permit);
+    state.metrics.matched("http", &verdict);
     audit(peer, token, "content", &verdict, &hashes);
     Ok(json(&ContentAnswer { verdict, size, hashes }))
 }
@@ -397,6 +452,7 @@ async fn match_hashes(
         })
         .collect();
     for result in &results {
+        state.metrics.matched("http", &result.verdict);
         let hashes = QueryHashes {
             md5: (result.kind == HashKind::Md5).then(|| result.value.clone()),
             pdq: (result.kind == HashKind::Pdq).then(|| result.value.clone()),

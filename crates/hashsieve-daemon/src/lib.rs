@@ -15,8 +15,9 @@
 //! # async fn run() -> anyhow::Result<()> {
 //! let config = Config::from_toml(r#"index = "/var/lib/hashsieve/lists""#)?;
 //! let (state, listeners) = hashsieve_daemon::start(&config).await?;
+//! let metrics = Arc::clone(&state.metrics);
 //! let router = hashsieve_daemon::http::router(state);
-//! hashsieve_daemon::server::serve(listeners.http, router, listeners.tls, &config.limits, async {
+//! hashsieve_daemon::server::serve(listeners.http, router, listeners.tls, &config.limits, metrics, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
 //! .await;
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod clamd;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod reload;
 pub mod server;
 pub mod tls;
@@ -100,8 +102,10 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
         let clamd_unix = listeners.clamd_unix.map(|listener| {
             tokio::spawn(clamd::serve(listener, Arc::clone(&clamd), stopping.clone().cancelled_owned()))
         });
+        let metrics = Arc::clone(&state.metrics);
         let router = http::router(state);
-        server::serve(listeners.http, router, listeners.tls, &config.limits, stopping.cancelled()).await;
+        server::serve(listeners.http, router, listeners.tls, &config.limits, metrics, stopping.cancelled())
+            .await;
         for task in [clamd_tcp, clamd_unix].into_iter().flatten() {
             let _ = task.await;
         }

@@ -103,6 +103,7 @@ pub async fn watch(state: Arc<AppState>, config: Config) {
             Ok(Ok(matcher)) => {
                 let generation = matcher.live().generation();
                 state.matcher.store(Arc::new(matcher));
+                state.metrics.reloaded();
                 last = now;
                 tracing::info!(generation, forced, "index reloaded");
             }

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::Limits;
+use crate::metrics::Metrics;
 
 /// How long requests in flight may take to finish after shutdown begins.
 pub const DRAIN: Duration = Duration::from_secs(30);
@@ -115,6 +116,7 @@ pub async fn serve(
     router: Router,
     tls: Option<TlsAcceptor>,
     limits: &Limits,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
     let header_timeout = Duration::from_secs(limits.header_timeout_secs);
@@ -129,7 +131,9 @@ pub async fn serve(
         ));
         let builder = builder.clone();
         let tls = tls.clone();
+        let open = metrics.connection("http");
         async move {
+            let _open = open;
             let Some(acceptor) = tls else {
                 return serve_http(builder, stream, service, peer, stopped).await;
             };

@@ -106,12 +106,13 @@ pub struct Connection<T> {
     buffer: BytesMut,
     eof: bool,
     fds: Vec<OwnedFd>,
+    status: &'static str,
 }
 
 impl<T: Transport> Connection<T> {
     /// Wraps an accepted socket.
     pub fn new(transport: T) -> Connection<T> {
-        Connection { transport, buffer: BytesMut::new(), eof: false, fds: Vec::new() }
+        Connection { transport, buffer: BytesMut::new(), eof: false, fds: Vec::new(), status: "ok" }
     }
 
     /// Whether the peer is on this machine (a Unix socket).
@@ -207,12 +208,25 @@ impl<T: Transport> Connection<T> {
 
     /// Writes one reply: `ID: ` inside a session, the text, the terminator.
     pub async fn reply(&mut self, id: Option<u32>, text: &str, delimiter: Delimiter) -> io::Result<()> {
+        self.status = if text.ends_with(" FOUND") {
+            "found"
+        } else if text.ends_with(" ERROR") || text == "UNKNOWN COMMAND" {
+            "error"
+        } else {
+            "ok"
+        };
         let mut line = match id {
             Some(id) => format!("{id}: {text}").into_bytes(),
             None => text.as_bytes().to_vec(),
         };
         line.push(delimiter.terminator());
         self.transport.write_all(&line).await
+    }
+
+    /// How the last command went, from its last reply — `found`, `error` or `ok` — for metrics;
+    /// resets to `ok`.
+    pub fn take_status(&mut self) -> &'static str {
+        std::mem::replace(&mut self.status, "ok")
     }
 
     /// Closes the connection so that the client sees every reply: the write side first, then

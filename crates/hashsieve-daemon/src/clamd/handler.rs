@@ -18,6 +18,7 @@ use super::command::{Command, NAMES, PathScan};
 use super::connection::{CommandError, Connection, StreamError, Transport};
 use super::frame::Delimiter;
 use crate::http::AppState;
+use crate::metrics::Metrics;
 
 /// What every clamd connection shares.
 #[derive(Debug)]
@@ -74,6 +75,7 @@ pub async fn serve_connection<T: Transport>(
                 break;
             }
             Ok(Err(CommandError::Frame(err))) => {
+                clamd.state.metrics.rejected("clamd", "bad_request");
                 let _ = connection.reply(None, &format!("{err}. ERROR"), Delimiter::Newline).await;
                 break;
             }
@@ -83,17 +85,24 @@ pub async fn serve_connection<T: Transport>(
             }
         };
         let id = session;
-        let next = match Command::parse(&text, delimiter) {
+        let started = Instant::now();
+        let command = Command::parse(&text, delimiter);
+        let name = command.as_ref().map_or("other", Command::name);
+        let metrics = &clamd.state.metrics;
+        let next = match command {
             None => {
+                metrics.rejected("clamd", "bad_request");
                 let _ = connection.reply(id, "UNKNOWN COMMAND", delimiter).await;
                 Next::Close
             }
             Some(_) if session.is_some() && delimiter == Delimiter::OldStyle => {
                 let text = "Only nCMDS\\n and zCMDS\\0 are accepted inside IDSESSION. ERROR";
+                metrics.rejected("clamd", "bad_request");
                 let _ = connection.reply(id, text, session_delimiter).await;
                 Next::Close
             }
             Some(command) if session.is_some() && !command.allowed_in_session() => {
+                metrics.rejected("clamd", "bad_request");
                 let _ = connection.reply(id, "Command invalid inside IDSESSION. ERROR", delimiter).await;
                 Next::Close
             }
@@ -104,6 +113,7 @@ pub async fn serve_connection<T: Transport>(
                 Next::Continue
             }
             Some(Command::End) if session.is_none() => {
+                metrics.rejected("clamd", "bad_request");
                 let _ = connection.reply(None, "UNKNOWN COMMAND", delimiter).await;
                 Next::Close
             }
@@ -112,6 +122,7 @@ pub async fn serve_connection<T: Transport>(
                 let context = Reply { id, delimiter, client: &client };
                 let next = execute(&clamd, &connections, &mut connection, command, context).await;
                 if connection.take_unclaimed_fds() > 0 {
+                    metrics.rejected("clamd", "bad_request");
                     let text = "PROTOCOL ERROR: ancillary data sent without FILDES. ERROR";
                     let _ = connection.reply(id, text, delimiter).await;
                     Next::Close
@@ -120,6 +131,7 @@ pub async fn serve_connection<T: Transport>(
                 }
             }
         };
+        metrics.request("clamd", name, connection.take_status(), started.elapsed());
         match (next, &mut session) {
             (Next::Continue, Some(id)) => *id += 1,
             // Outside a session, every command is the connection's last.
@@ -226,6 +238,7 @@ async fn instream<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, r
     let content = match read {
         Ok(Ok(content)) => content,
         Ok(Err(StreamError::TooLong)) => {
+            clamd.state.metrics.rejected("clamd", "too_large");
             let _ = connection.reply(id, "INSTREAM size limit exceeded. ERROR", delimiter).await;
             return Next::Close;
         }
@@ -234,6 +247,7 @@ async fn instream<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, r
             return Next::Close;
         }
         Err(_) => {
+            clamd.state.metrics.rejected("clamd", "timeout");
             let _ = connection.reply(id, "stream: Time limit reached. ERROR", delimiter).await;
             return Next::Close;
         }
@@ -247,6 +261,7 @@ async fn instream<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, r
     drop(permit);
     let text = match checked {
         Ok((verdict, signals)) => {
+            clamd.state.metrics.matched("clamd", &verdict);
             audit(client, "INSTREAM", &verdict, &signals);
             found_or_ok("stream", &verdict)
         }
@@ -261,12 +276,14 @@ async fn instream<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, r
 async fn fildes<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, reply: Reply<'_>) -> Next {
     let Reply { id, delimiter, client } = reply;
     let Ok(Some(fd)) = connection.read_passed_fd().await else {
+        clamd.state.metrics.rejected("clamd", "bad_request");
         let _ = connection.reply(id, "No file descriptor received. ERROR", delimiter).await;
         return Next::Close;
     };
     let name = format!("fd[{}]", fd.as_raw_fd());
     let deadline = Instant::now() + clamd.request_timeout;
     let Some(permit) = hashing_permit(clamd, deadline).await else {
+        clamd.state.metrics.rejected("clamd", "busy");
         let text = format!("{name}: Busy: too much content is being hashed. ERROR");
         let _ = connection.reply(id, &text, delimiter).await;
         return Next::Close;
@@ -277,6 +294,7 @@ async fn fildes<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, rep
     drop(permit);
     let text = match checked {
         Ok(Ok((verdict, signals))) => {
+            clamd.state.metrics.matched("clamd", &verdict);
             audit(client, "FILDES", &verdict, &signals);
             found_or_ok(&name, &verdict)
         }
@@ -319,13 +337,16 @@ async fn path_scan<T: Transport>(
         return Next::Close;
     }
     let Some(permit) = hashing_permit(clamd, Instant::now() + clamd.request_timeout).await else {
+        clamd.state.metrics.rejected("clamd", "busy");
         let text = format!("{}: Busy: too much content is being hashed. ERROR", root.display());
         let _ = connection.reply(id, &text, delimiter).await;
         return Next::Close;
     };
     let matcher = clamd.state.matcher.load_full();
     let client = client.to_string();
-    let lines = tokio::task::spawn_blocking(move || scan_tree(&root, mode, &matcher, &client)).await;
+    let metrics = Arc::clone(&clamd.state.metrics);
+    let lines =
+        tokio::task::spawn_blocking(move || scan_tree(&root, mode, &matcher, &metrics, &client)).await;
     drop(permit);
     let lines = lines.unwrap_or_else(|_| vec!["Internal error. ERROR".to_string()]);
     for line in lines {
@@ -338,7 +359,7 @@ async fn path_scan<T: Transport>(
 
 /// clamd's replies to a path scan: a line per match or error, then `PATH: OK` when nothing
 /// matched and not everything failed.
-fn scan_tree(root: &Path, mode: PathScan, matcher: &Matcher, client: &str) -> Vec<String> {
+fn scan_tree(root: &Path, mode: PathScan, matcher: &Matcher, metrics: &Metrics, client: &str) -> Vec<String> {
     if !root.is_absolute() {
         return vec![format!("{}: Not an absolute path. ERROR", root.display())];
     }
@@ -371,6 +392,7 @@ fn scan_tree(root: &Path, mode: PathScan, matcher: &Matcher, client: &str) -> Ve
             }
         };
         let verdict = matcher.check_signals(&signals);
+        metrics.matched("clamd", &verdict);
         audit(client, "SCAN", &verdict, &signals);
         if verdict.outcome == Outcome::Unknown {
             continue;

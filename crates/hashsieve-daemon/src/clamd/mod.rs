@@ -71,7 +71,9 @@ where
     accept_loop(listener, max_connections, shutdown, move |stream, client, connections, stopped| {
         let clamd = Arc::clone(&clamd);
         let client = client.to_string();
+        let open = clamd.state.metrics.connection("clamd");
         async move {
+            let _open = open;
             let connection = connection::Connection::new(stream);
             handler::serve_connection(connection, clamd, client, connections, stopped).await;
         }

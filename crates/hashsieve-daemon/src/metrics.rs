@@ -1,0 +1,233 @@
+//! Prometheus metrics, in the OpenMetrics text format at `GET /metrics`: requests and their
+//! latency per protocol and endpoint (clamd: per command), verdicts and matches per list,
+//! rejections by reason, open connections, and the index served (generation, entries, delta
+//! changes, reloads) with the process's resident memory, read when scraped.
+//!
+//! Labels take a bounded set of values: endpoints are route templates (unknown paths are
+//! `other`), clamd commands come from a fixed list, lists are the index's own.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use hashsieve_core::matcher::{Matcher, Verdict};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    protocol: &'static str,
+    endpoint: &'static str,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    protocol: &'static str,
+    endpoint: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MatchLabels {
+    protocol: &'static str,
+    list: String,
+    suppressed: bool,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    protocol: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    protocol: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// Latency buckets: 50 µs to about 26 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(50e-6, 2.0, 20))
+}
+
+/// The daemon's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    matches: Family<MatchLabels, Counter>,
+    verdicts: Family<OutcomeLabels, Counter>,
+    rejected: Family<ReasonLabels, Counter>,
+    connections: Family<ProtocolLabels, Gauge>,
+    generation: Gauge,
+    entries: Family<KindLabels, Gauge>,
+    delta_entries: Gauge,
+    delta_changes: Gauge,
+    reloads: Counter,
+    resident: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        registry.register(
+            "hashsieve_requests",
+            "Requests answered, by protocol, endpoint and status",
+            requests.clone(),
+        );
+        let durations = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "hashsieve_request_duration_seconds",
+            "Time from a request's arrival to its answer",
+            durations.clone(),
+        );
+        let matches = Family::default();
+        registry.register(
+            "hashsieve_matches",
+            "List entries matched, and whether an allow-list suppressed them",
+            matches.clone(),
+        );
+        let verdicts = Family::default();
+        registry.register("hashsieve_verdicts", "Verdicts given, by outcome", verdicts.clone());
+        let rejected = Family::default();
+        registry.register("hashsieve_rejected", "Requests refused, by reason", rejected.clone());
+        let connections = Family::default();
+        registry.register("hashsieve_open_connections", "Connections open now", connections.clone());
+        let generation = Gauge::default();
+        registry.register(
+            "hashsieve_index_generation",
+            "Generation of the index served (compactions)",
+            generation.clone(),
+        );
+        let entries = Family::default();
+        registry.register(
+            "hashsieve_index_entries",
+            "Entries in the index file, by hash kind",
+            entries.clone(),
+        );
+        let delta_entries = Gauge::default();
+        registry.register(
+            "hashsieve_delta_entries",
+            "Entries added since the last compaction",
+            delta_entries.clone(),
+        );
+        let delta_changes = Gauge::default();
+        registry.register(
+            "hashsieve_delta_changes",
+            "Changes in the delta since the last compaction",
+            delta_changes.clone(),
+        );
+        let reloads = Counter::default();
+        registry.register("hashsieve_index_reloads", "Times the index was reopened", reloads.clone());
+        let resident = Gauge::default();
+        registry.register("process_resident_memory_bytes", "Resident memory of the daemon", resident.clone());
+        Metrics {
+            registry,
+            requests,
+            durations,
+            matches,
+            verdicts,
+            rejected,
+            connections,
+            generation,
+            entries,
+            delta_entries,
+            delta_changes,
+            reloads,
+            resident,
+        }
+    }
+
+    /// Counts an answered request and its latency.
+    pub fn request(&self, protocol: &'static str, endpoint: &'static str, status: &str, elapsed: Duration) {
+        let labels = RequestLabels { protocol, endpoint, status: status.to_string() };
+        self.requests.get_or_create(&labels).inc();
+        self.durations.get_or_create(&EndpointLabels { protocol, endpoint }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a verdict and each of its matches.
+    pub fn matched(&self, protocol: &'static str, verdict: &Verdict) {
+        let outcome = match verdict.outcome {
+            hashsieve_core::matcher::Outcome::Known => "known",
+            hashsieve_core::matcher::Outcome::NearKnown => "near_known",
+            hashsieve_core::matcher::Outcome::Unknown => "unknown",
+        };
+        self.verdicts.get_or_create(&OutcomeLabels { protocol, outcome }).inc();
+        for m in &verdict.matches {
+            let labels =
+                MatchLabels { protocol, list: m.list.clone(), suppressed: m.suppressed_by.is_some() };
+            self.matches.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts a refused request.
+    pub fn rejected(&self, protocol: &'static str, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabels { protocol, reason }).inc();
+    }
+
+    /// Counts an open connection until the guard is dropped.
+    pub fn connection(&self, protocol: &'static str) -> ConnectionGuard {
+        let gauge = self.connections.get_or_create(&ProtocolLabels { protocol }).clone();
+        gauge.inc();
+        ConnectionGuard(gauge)
+    }
+
+    /// Counts a reload.
+    pub fn reloaded(&self) {
+        self.reloads.inc();
+    }
+
+    /// The metrics as OpenMetrics text, with the index gauges read from `matcher` now.
+    pub fn encode(&self, matcher: &Matcher) -> String {
+        let live = matcher.live();
+        self.generation.set(live.generation() as i64);
+        let (entries, added, changes) = live.view(|view| {
+            let entries: Vec<(&'static str, usize)> =
+                view.base.kinds().iter().map(|&kind| (kind.name(), view.base.len(kind))).collect();
+            (entries, view.delta.added(), view.delta.changes())
+        });
+        for (kind, count) in entries {
+            self.entries.get_or_create(&KindLabels { kind }).set(count as i64);
+        }
+        self.delta_entries.set(added as i64);
+        self.delta_changes.set(changes as i64);
+        self.resident.set(crate::clamd::handler::resident_bytes() as f64);
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Holds a connection's place in `hashsieve_open_connections`.
+#[derive(Debug)]
+pub struct ConnectionGuard(Gauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
