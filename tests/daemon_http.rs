@@ -114,11 +114,26 @@ impl Response {
 }
 
 fn request(address: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Response {
+    request_with(address, method, path, token, &[], body)
+}
+
+/// A request with extra header lines (`Name: value`).
+fn request_with(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[&str],
+    body: &[u8],
+) -> Response {
     let mut stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let mut extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    if let Some(token) = token {
+        extra.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -483,4 +498,237 @@ fn metrics_count_what_happened() {
     assert_eq!(value(&samples, "hashsieve_index_generation", &[]), 2.0);
     assert_eq!(value(&samples, "hashsieve_index_entries", &[("kind", "md5")]), 2.0);
     assert_eq!(value(&samples, "hashsieve_delta_entries", &[]), 0.0);
+}
+
+/// The served OpenAPI document as a JSON Schema root whose `allOf` is `schema`, so that the
+/// document's own `$ref`s resolve.
+fn validator(document: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = document.clone();
+    root["$schema"] = Value::from("https://json-schema.org/draft/2020-12/schema");
+    root["allOf"] = Value::Array(vec![schema.clone()]);
+    jsonschema::validator_for(&root).unwrap()
+}
+
+/// Checks a response against the operation `method template` of the document: its status is
+/// documented, with its content type, and a JSON body fits the documented schema.
+fn check_response(document: &Value, method: &str, template: &str, response: &Response) {
+    let operation = &document["paths"][template][method.to_ascii_lowercase()];
+    assert!(operation.is_object(), "{method} {template} is not documented");
+    let documented = &operation["responses"][response.status.to_string()];
+    let what = format!("{method} {template} → {}", response.status);
+    assert!(documented.is_object(), "{what}: status not documented");
+    let content_type = response.header("content-type").unwrap_or("").split(';').next().unwrap().trim();
+    let media = &documented["content"][content_type];
+    assert!(media.is_object(), "{what}: content type {content_type:?} not documented");
+    if content_type.ends_with("json") {
+        let body = response.json();
+        let validator = validator(document, &media["schema"]);
+        let errors: Vec<String> =
+            validator.iter_errors(&body).map(|e| format!("{e} at {}", e.instance_path)).collect();
+        assert!(errors.is_empty(), "{what}: {errors:?}\n{body}");
+    }
+}
+
+/// A request of the contract test: method, path template, path, token, extra headers, body.
+type Case<'a> = (&'a str, &'a str, String, Option<&'a str>, Vec<&'a str>, Vec<u8>);
+
+#[test]
+fn the_openapi_document_describes_what_is_served() {
+    let daemon = start();
+    let address = daemon.address;
+    let served = request(address, "GET", "/openapi.json", None, b"");
+    assert_eq!(served.status, 200);
+    let document = served.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let wee = std::fs::read(sample("wee.jpg")).unwrap();
+    let wee_md5 = md5sum(&sample("wee.jpg"));
+    let hashes = |value: &str| hash_query("md5", value);
+    let add = serde_json::json!({"changes": [{"op": "add", "list": "hot", "kind": "md5", "value": "1".repeat(32)}]});
+    let bad_change = serde_json::json!({"changes": [{"op": "add", "list": "nope", "kind": "md5", "value": "1".repeat(32)}]});
+    let allow = serde_json::json!({"hashes": [{"kind": "md5", "value": "2".repeat(32), "id": "fp"}]});
+    let form = b"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XX--\r\n";
+    let list = format!("{wee_md5}\n");
+    // (method, template, path, token, extra headers, body): successes and each kind of error.
+    let cases: Vec<Case> = vec![
+        ("GET", "/healthz", "/healthz".into(), None, vec![], vec![]),
+        ("GET", "/readyz", "/readyz".into(), None, vec![], vec![]),
+        ("GET", "/metrics", "/metrics".into(), None, vec![], vec![]),
+        ("GET", "/openapi.json", "/openapi.json".into(), None, vec![], vec![]),
+        ("POST", "/v1/match/content", "/v1/match/content".into(), Some(MATCH_TOKEN), vec![], wee.clone()),
+        ("POST", "/v1/match/content", "/v1/match/content".into(), None, vec![], wee.clone()),
+        (
+            "POST",
+            "/v1/match/content",
+            "/v1/match/content".into(),
+            Some(MATCH_TOKEN),
+            vec![],
+            vec![0; 2 << 20],
+        ),
+        (
+            "POST",
+            "/v1/match/content",
+            "/v1/match/content".into(),
+            Some(MATCH_TOKEN),
+            vec!["Content-Type: multipart/form-data; boundary=XX"],
+            form.to_vec(),
+        ),
+        ("POST", "/v1/match/hashes", "/v1/match/hashes".into(), Some(MATCH_TOKEN), vec![], hashes(&wee_md5)),
+        ("POST", "/v1/match/hashes", "/v1/match/hashes".into(), Some(MATCH_TOKEN), vec![], hashes("xyz")),
+        (
+            "POST",
+            "/v1/match/hashes",
+            "/v1/match/hashes".into(),
+            Some(MATCH_TOKEN),
+            vec![],
+            b"{not json".to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/lists/changes",
+            "/v1/lists/changes".into(),
+            Some(ADMIN_TOKEN),
+            vec![],
+            add.to_string().into(),
+        ),
+        (
+            "POST",
+            "/v1/lists/changes",
+            "/v1/lists/changes".into(),
+            Some(MATCH_TOKEN),
+            vec![],
+            add.to_string().into(),
+        ),
+        (
+            "POST",
+            "/v1/lists/changes",
+            "/v1/lists/changes".into(),
+            Some(ADMIN_TOKEN),
+            vec![],
+            bad_change.to_string().into(),
+        ),
+        (
+            "POST",
+            "/v1/lists/allow",
+            "/v1/lists/allow".into(),
+            Some(ADMIN_TOKEN),
+            vec![],
+            allow.to_string().into(),
+        ),
+        (
+            "PUT",
+            "/v1/lists/{list}",
+            "/v1/lists/hot?format=lines&kind=md5".into(),
+            Some(ADMIN_TOKEN),
+            vec![],
+            list.clone().into(),
+        ),
+        (
+            "PUT",
+            "/v1/lists/{list}",
+            "/v1/lists/hot?format=lines".into(),
+            Some(ADMIN_TOKEN),
+            vec![],
+            list.clone().into(),
+        ),
+        (
+            "PUT",
+            "/v1/lists/{list}",
+            "/v1/lists/hot?format=xml".into(),
+            Some(ADMIN_TOKEN),
+            vec![],
+            list.into(),
+        ),
+        ("POST", "/v1/lists/compact", "/v1/lists/compact".into(), Some(ADMIN_TOKEN), vec![], vec![]),
+    ];
+    let mut exercised = std::collections::BTreeSet::new();
+    for (method, template, path, token, headers, body) in &cases {
+        let response = request_with(address, method, path, *token, headers, body);
+        check_response(&document, method, template, &response);
+        exercised.insert((method.to_ascii_lowercase(), template.to_string(), response.status));
+    }
+    // Every documented operation was exercised, and answers only the methods documented.
+    for (template, operations) in document["paths"].as_object().unwrap() {
+        let path = template.replace("{list}", "hot");
+        for method in ["get", "post", "put", "delete"] {
+            if operations.get(method).is_some() {
+                assert!(
+                    exercised.iter().any(|(m, t, _)| m == method && t == template),
+                    "{method} {template}"
+                );
+            } else {
+                let response = request(address, &method.to_ascii_uppercase(), &path, Some(ADMIN_TOKEN), b"");
+                assert_eq!(response.status, 405, "{method} {template} is not documented, so not served");
+            }
+        }
+    }
+    // And nothing else is served.
+    let unknown = request(address, "GET", "/v1/undocumented", None, b"");
+    assert_eq!(unknown.status, 404);
+    // The statuses seen are the ones meant: a sample.
+    for expected in [
+        ("post", "/v1/match/content", 413),
+        ("put", "/v1/lists/{list}", 422),
+        ("post", "/v1/lists/changes", 403),
+    ] {
+        assert!(
+            exercised.contains(&(expected.0.into(), expected.1.into(), expected.2)),
+            "{expected:?}: {exercised:?}"
+        );
+    }
+}
+
+/// Whether `actual` has the shape of the documentation's `example`: the same keys and array
+/// lengths, equal strings (unless the example elides one with "…"), equal numbers and booleans
+/// (but for the time and size of a compaction, which vary).
+fn same_shape(example: &Value, actual: &Value, key: &str) -> Result<(), String> {
+    match (example, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            let (ek, ak): (Vec<_>, Vec<_>) = (e.keys().collect(), a.keys().collect());
+            if ek != ak {
+                return Err(format!("keys {ek:?} != {ak:?}"));
+            }
+            e.iter().try_for_each(|(k, v)| same_shape(v, &a[k], k))
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
+            e.iter().zip(a).try_for_each(|(e, a)| same_shape(e, a, key))
+        }
+        (Value::String(e), Value::String(_)) if e.contains('…') => Ok(()),
+        (Value::Number(_), Value::Number(_)) if ["seconds", "bytes"].contains(&key) => Ok(()),
+        (e, a) if e == a => Ok(()),
+        (e, a) => Err(format!("{key}: {e} != {a}")),
+    }
+}
+
+#[test]
+fn the_api_documentation_examples_run_as_shown() {
+    let daemon = start();
+    let text = std::fs::read_to_string(root().join("docs/API.md")).unwrap();
+    // Each ```sh block and the ```json block after it.
+    let blocks: Vec<(&str, &str)> =
+        text.split("```").skip(1).step_by(2).filter_map(|b| b.split_once('\n')).collect();
+    let mut examples = 0;
+    for (i, (language, code)) in blocks.iter().enumerate() {
+        if *language != "sh" {
+            continue;
+        }
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", code])
+            .current_dir(root())
+            .env("HASHSIEVE", format!("http://{}", daemon.address))
+            .env("TOKEN", MATCH_TOKEN)
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{code}\n{}", String::from_utf8_lossy(&output.stderr));
+        let (next_language, expected) = blocks.get(i + 1).expect("an example's output follows it");
+        assert_eq!(*next_language, "json", "{code}");
+        let expected: Value = serde_json::from_str(expected).unwrap_or_else(|e| panic!("{expected}: {e}"));
+        let actual: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{stdout}: {e}"));
+        if let Err(difference) = same_shape(&expected, &actual, "") {
+            panic!("{code}\nprinted {actual}\nthe documentation shows {expected}\n{difference}");
+        }
+        examples += 1;
+    }
+    assert!(examples >= 9, "{examples} examples run");
 }

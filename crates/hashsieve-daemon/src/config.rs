@@ -30,6 +30,7 @@
 //! max_connections = 1024               # further connections wait in the kernel's backlog
 //! max_in_flight = 64                   # content being hashed at once; more gets 503
 //! max_hashes = 10000                   # hashes in one /v1/match/hashes request
+//! max_list_bytes = 1073741824          # a whole list sent to PUT /v1/lists/{list}
 //!
 //! [[tokens]]                           # none: matching is open, list changes are refused
 //! id = "ingest-1"
@@ -200,6 +201,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Hashes in one lookup request.
     pub max_hashes: usize,
+    /// Largest list sent whole to be refreshed.
+    pub max_list_bytes: u64,
 }
 
 impl Default for Limits {
@@ -212,6 +215,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_in_flight: 64,
             max_hashes: 10_000,
+            max_list_bytes: 1 << 30,
         }
     }
 }
@@ -292,6 +296,7 @@ impl Config {
             ("max_connections", limits.max_connections as u64),
             ("max_in_flight", limits.max_in_flight as u64),
             ("max_hashes", limits.max_hashes as u64),
+            ("max_list_bytes", limits.max_list_bytes),
         ] {
             if value == 0 {
                 return invalid(format!("limits.{name} must be at least 1"));

@@ -7,8 +7,11 @@
 //! | `POST /v1/match/content` | match | the body (or a form's file part) is the content; its verdict and hashes |
 //! | `POST /v1/match/hashes` | match | `{"hashes": [{"kind", "value"}]}`, hashed elsewhere |
 //! | `POST /v1/lists/changes` | admin | `{"changes": [change…], "actor"}`: one durable batch |
+//! | `POST /v1/lists/allow` | admin | `{"list", "hashes": [{"kind", "value", "id"}]}`: known false positives |
+//! | `PUT /v1/lists/{list}?format=&kind=` | admin | the body is the whole list (lines, CSV, VICS JSON): only the difference is written |
 //! | `POST /v1/lists/compact` | admin | fold the delta into a new index file |
 //! | `GET /metrics` | — | Prometheus metrics (OpenMetrics text); see [`crate::metrics`] |
+//! | `GET /openapi.json` | — | this API in OpenAPI 3.1 (`api/openapi.json`); `docs/API.md` explains it |
 //!
 //! Hashing and index writes run on the blocking pool; content hashing is bounded by
 //! `limits.max_in_flight`, and a request beyond it gets 503 with `Retry-After` at once rather
@@ -21,16 +24,19 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use hashsieve_core::delta::ChangeJson;
 use hashsieve_core::hashes::HashKind;
+use hashsieve_core::import::{ImportedEntry, Mode, import_csv, import_lines, import_vics};
+use hashsieve_core::index::{ListOptions, ListRole};
 use hashsieve_core::matcher::{Matcher, Verdict};
 use hashsieve_core::signals::Signals;
-use hashsieve_core::store::StoreError;
+use hashsieve_core::store::{Refreshed, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
@@ -69,14 +75,20 @@ impl AppState {
     }
 }
 
+/// The API described in OpenAPI 3.1; a test checks it against what the daemon serves.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
 /// The routes, as metrics name them; anything else is `other`.
 const ROUTES: &[&str] = &[
     "/healthz",
     "/readyz",
     "/metrics",
+    "/openapi.json",
     "/v1/match/content",
     "/v1/match/hashes",
     "/v1/lists/changes",
+    "/v1/lists/allow",
+    "/v1/lists/{list}",
     "/v1/lists/compact",
 ];
 
@@ -87,9 +99,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/v1/match/content", post(match_content))
         .route("/v1/match/hashes", post(match_hashes))
         .route("/v1/lists/changes", post(list_changes))
+        .route("/v1/lists/allow", post(allow))
+        .route("/v1/lists/{list}", put(refresh))
         .route("/v1/lists/compact", post(compact))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn(move |request: Request, next: Next| deadline(timeout, request, next)))
@@ -487,11 +502,7 @@ async fn list_changes(
         })?);
     }
     let count = changes.len();
-    // The actor recorded is the token's id, and the caller's own name for it if given.
-    let actor = match request.actor {
-        Some(actor) => format!("{token}/{actor}"),
-        None => token.clone(),
-    };
+    let actor = actor(&token, request.actor);
     let matcher = state.matcher.load_full();
     let receipt = blocking(move || matcher.submit(changes, Some(&actor))).await??;
     tracing::info!(target: "audit", client = %peer, token, changes = count, seq = receipt.seq, "list change");
@@ -508,4 +519,152 @@ async fn compact(
     let done = blocking(move || matcher.compact()).await??;
     tracing::info!(target: "audit", client = %peer, token, generation = done.generation, "compaction");
     Ok(json(&done))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowRequest {
+    /// The allow-list; `allow` if absent. Created if it does not exist.
+    #[serde(default)]
+    list: Option<String>,
+    hashes: Vec<ListedHash>,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListedHash {
+    kind: HashKind,
+    value: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+}
+
+/// The actor recorded for a change: the token's id, and the caller's own name for it if given.
+fn actor(token: &str, given: Option<String>) -> String {
+    match given {
+        Some(given) => format!("{token}/{given}"),
+        None => token.to_string(),
+    }
+}
+
+async fn allow(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Admin)?.unwrap_or("-").to_string();
+    let request: AllowRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let mut entries = Vec::with_capacity(request.hashes.len());
+    for (i, hash) in request.hashes.into_iter().enumerate() {
+        let value = hash.kind.parse_value(&hash.value).map_err(|err| {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-hash", format!("hashes[{i}]: {err}"))
+        })?;
+        let mut entry = ImportedEntry::new(hash.kind, value);
+        entry.id = hash.id;
+        entry.category = hash.category;
+        entries.push(entry);
+    }
+    let count = entries.len();
+    let actor = actor(&token, request.actor);
+    let matcher = state.matcher.load_full();
+    let list = request.list;
+    let receipt = blocking(move || matcher.allow(list.as_deref(), entries, Some(&actor))).await??;
+    tracing::info!(target: "audit", client = %peer, token, entries = count, seq = receipt.seq, "allow-list change");
+    Ok(json(&receipt))
+}
+
+/// How a list sent whole is written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshQuery {
+    /// `lines` (one hash per line, or md5sum output), `csv` or `vics`.
+    format: ListFormat,
+    /// The hash kind (lines and CSV: exactly one), or for VICS the kinds to take, comma-separated.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Skip records that cannot be used instead of refusing the list.
+    #[serde(default)]
+    lenient: bool,
+    /// `allow` to make a new list an allow-list.
+    #[serde(default)]
+    role: Option<ListRole>,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ListFormat {
+    Lines,
+    Csv,
+    Vics,
+}
+
+#[derive(Serialize)]
+struct RefreshAnswer {
+    #[serde(flatten)]
+    refreshed: Refreshed,
+    /// Records skipped (lenient imports only).
+    skipped: usize,
+}
+
+async fn refresh(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(list): Path<String>,
+    query: Result<Query<RefreshQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Admin)?.unwrap_or("-").to_string();
+    let Query(query) =
+        query.map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text()))?;
+    let unprocessable = |detail: String| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-list", detail);
+    let kinds: Vec<HashKind> = query
+        .kind
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|kind| !kind.is_empty())
+        .map(|kind| kind.parse().map_err(|_| unprocessable(format!("unknown hash kind {kind:?}"))))
+        .collect::<Result<_, _>>()?;
+    let kind = match (query.format, kinds.as_slice()) {
+        (ListFormat::Vics, _) => None,
+        (_, [kind]) => Some(*kind),
+        _ => return Err(unprocessable("a lines or CSV list needs exactly one kind".into())),
+    };
+    let bytes = read_body(body, state.limits.max_list_bytes).await?;
+    let mode = if query.lenient { Mode::Lenient } else { Mode::Strict };
+    let matcher = state.matcher.load_full();
+    let actor = actor(&token, query.actor);
+    let name = list.clone();
+    let (refreshed, skipped) = blocking(move || {
+        let mut entries = Vec::new();
+        let sink = |entry| entries.push(entry);
+        let reader = std::io::Cursor::new(&bytes[..]);
+        let report = match (query.format, kind) {
+            (ListFormat::Lines, Some(kind)) => import_lines(reader, &name, kind, mode, sink),
+            (ListFormat::Csv, Some(kind)) => import_csv(reader, &name, kind, mode, sink),
+            _ => import_vics(reader, &name, &kinds, mode, sink),
+        }
+        .map_err(|err| unprocessable(err.to_string()))?;
+        let existing = matcher.live().view(|view| view.delta.list(&name).map(|list| list.options()));
+        let mut options = existing.unwrap_or_else(|| ListOptions::new(name.clone()));
+        if let Some(role) = query.role {
+            options.role = role;
+        }
+        let refreshed = matcher.refresh(&name, Some(options), entries, Some(&actor))?;
+        Ok::<_, Problem>((refreshed, report.skipped.len()))
+    })
+    .await??;
+    tracing::info!(
+        target: "audit", client = %peer, token, list, added = refreshed.added, removed = refreshed.removed,
+        seq = refreshed.seq, "list refresh"
+    );
+    Ok(json(&RefreshAnswer { refreshed, skipped }))
 }
