@@ -73,6 +73,7 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
             println!("configuration and index OK");
             return Ok(());
         }
+        let shutdown = shutdown_signal();
         let address = listeners.http.local_addr()?;
         let scheme = if listeners.tls.is_some() { "https" } else { "http" };
         println!("listening on {scheme}://{address}");
@@ -91,7 +92,7 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
         tokio::spawn({
             let stopping = stopping.clone();
             async move {
-                shutdown_signal().await;
+                shutdown.await;
                 stopping.cancel();
             }
         });
@@ -117,21 +118,28 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
     })
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when the
+/// future is first polled: a signal sent as soon as the daemon says it listens must start a
+/// drain, not kill the process with the default action.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn received(handler: std::io::Result<Signal>, name: &str) {
+        match handler {
+            Ok(mut handler) => {
+                handler.recv().await;
             }
             Err(err) => {
-                tracing::warn!(error = %err, "no SIGTERM handler; stop with SIGINT");
+                tracing::warn!(error = %err, "no {name} handler");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    tokio::select! {
-        () = terminate => tracing::info!("SIGTERM"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+    }
+    let (terminate, interrupt) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        tokio::select! {
+            () = received(terminate, "SIGTERM") => tracing::info!("SIGTERM"),
+            () = received(interrupt, "SIGINT") => tracing::info!("SIGINT"),
+        }
     }
 }
 

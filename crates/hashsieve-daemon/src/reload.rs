@@ -102,8 +102,9 @@ pub async fn watch(state: Arc<AppState>, config: Config) {
         match reopened {
             Ok(Ok(matcher)) => {
                 let generation = matcher.live().generation();
-                state.matcher.store(Arc::new(matcher));
+                // Counted first: whoever sees the new index also sees the reload counted.
                 state.metrics.reloaded();
+                state.matcher.store(Arc::new(matcher));
                 last = now;
                 tracing::info!(generation, forced, "index reloaded");
             }
