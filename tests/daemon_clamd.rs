@@ -50,6 +50,7 @@ fn clamdscan() -> &'static str {
 
 struct Daemon {
     child: Child,
+    http: SocketAddr,
     tcp: SocketAddr,
     unix: PathBuf,
     index: PathBuf,
@@ -106,15 +107,24 @@ fn start_with(limits: &str) -> Daemon {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut tcp = None;
+    let (mut http, mut tcp) = (None, None);
     for line in lines.by_ref().take(3) {
         let line = line.unwrap();
         if let Some(address) = line.strip_prefix("listening on clamd tcp://") {
             tcp = Some(address.parse().unwrap());
+        } else if let Some(address) = line.strip_prefix("listening on http://") {
+            http = Some(address.parse().unwrap());
         }
     }
     assert!(unix.exists(), "the Unix socket is there once the daemon says it listens");
-    Daemon { child, tcp: tcp.expect("a clamd TCP line"), unix, index, temp }
+    Daemon {
+        child,
+        http: http.expect("an HTTP line"),
+        tcp: tcp.expect("a clamd TCP line"),
+        unix,
+        index,
+        temp,
+    }
 }
 
 impl Daemon {
@@ -219,6 +229,16 @@ fn exchange(address: SocketAddr, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&replies).into_owned()
 }
 
+/// Sends `bytes` and returns everything until the peer closes.
+fn exchange_raw(address: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut replies = Vec::new();
+    stream.read_to_end(&mut replies).unwrap();
+    replies
+}
+
 fn instream(content: &[u8], chunk: usize) -> Vec<u8> {
     let mut bytes = b"zINSTREAM\0".to_vec();
     for piece in content.chunks(chunk) {
@@ -320,6 +340,24 @@ fn replies_sessions_limits_and_bad_clients() {
 
     // Still serving after all that.
     assert_eq!(exchange(address, b"zPING\0"), "PONG\0");
+
+    // The metrics saw it: three oversize streams refused; `wee.jpg` matched three times, and
+    // `q0122.jpg` once, suppressed by the allow-list.
+    let metrics = String::from_utf8_lossy(&exchange_raw(
+        daemon.http,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ))
+    .into_owned();
+    let sample = |line: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{line} in {metrics}"))
+    };
+    assert_eq!(sample("hashsieve_rejected_total{protocol=\"clamd\",reason=\"too_large\"}"), "3");
+    assert_eq!(sample("hashsieve_matches_total{protocol=\"clamd\",list=\"hot\",suppressed=\"false\"}"), "3");
+    assert_eq!(sample("hashsieve_matches_total{protocol=\"clamd\",list=\"hot\",suppressed=\"true\"}"), "1");
 }
 
 #[test]
