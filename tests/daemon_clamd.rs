@@ -7,10 +7,10 @@
 //! reference implementation), never from the daemon.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
@@ -18,18 +18,11 @@ use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::{IndexBuilder, ListOptions, ListRole};
 use hashsieve_core::store::IndexDir;
 
+mod daemon_support;
+use daemon_support::{Hashsieved, md5sum, sample};
+
 /// Largest stream the daemon under test accepts.
 const MAX_STREAM: usize = 200_000;
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/images").join(name)
-}
-
-/// The reference digest: the system's md5sum.
-fn md5sum(path: &Path) -> String {
-    let output = Command::new("md5sum").arg(path).output().expect("md5sum runs");
-    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
-}
 
 /// The demo list's PDQ hash and id for `q1050.jpg`.
 fn demo_pdq() -> (String, String) {
@@ -49,19 +42,12 @@ fn clamdscan() -> &'static str {
 }
 
 struct Daemon {
-    child: Child,
+    process: Hashsieved,
     http: SocketAddr,
     tcp: SocketAddr,
     unix: PathBuf,
     index: PathBuf,
     temp: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A read-only daemon (reloading only when asked) over an index with: `hot`, the MD5s of
@@ -100,31 +86,11 @@ fn start_with(limits: &str) -> Daemon {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hashsieved"))
-        .args(["--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut http, mut tcp) = (None, None);
-    for line in lines.by_ref().take(3) {
-        let line = line.unwrap();
-        if let Some(address) = line.strip_prefix("listening on clamd tcp://") {
-            tcp = Some(address.parse().unwrap());
-        } else if let Some(address) = line.strip_prefix("listening on http://") {
-            http = Some(address.parse().unwrap());
-        }
-    }
+    let process = Hashsieved::start(&config, 3);
+    let address = |prefix| process.announced(prefix).unwrap_or_else(|| panic!("{prefix}")).parse().unwrap();
+    let (http, tcp) = (address("http://"), address("clamd tcp://"));
     assert!(unix.exists(), "the Unix socket is there once the daemon says it listens");
-    Daemon {
-        child,
-        http: http.expect("an HTTP line"),
-        tcp: tcp.expect("a clamd TCP line"),
-        unix,
-        index,
-        temp,
-    }
+    Daemon { process, http, tcp, unix, index, temp }
 }
 
 impl Daemon {
@@ -396,9 +362,8 @@ fn reload_swaps_in_changes_made_by_another_process() {
     assert_eq!(version, format!("hashsieve {}/1\0", env!("CARGO_PKG_VERSION")));
 
     // SIGTERM: the daemon exits cleanly and takes its socket with it.
-    let pid = daemon.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = daemon.child.wait().unwrap();
+    daemon.process.terminate();
+    let status = daemon.process.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!daemon.unix.exists(), "the socket is removed at exit");
 }
@@ -452,11 +417,10 @@ fn scans_queue_for_a_hashing_slot_and_shutdown_finishes_them() {
     // answered before the daemon exits.
     let (last, rest) = half_stream(daemon.tcp, &wee);
     std::thread::sleep(Duration::from_millis(100));
-    let pid = daemon.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    daemon.process.terminate();
     std::thread::sleep(Duration::from_millis(300));
     assert!(TcpStream::connect(daemon.tcp).is_err(), "no longer accepting");
     assert_eq!(finish(last, &rest), found);
-    let status = daemon.child.wait().unwrap();
+    let status = daemon.process.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }

@@ -3,10 +3,10 @@
 //! list changes seen by the next request, limits, bad clients, and SIGTERM.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
@@ -15,22 +15,15 @@ use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::store::IndexDir;
 use serde_json::Value;
 
+mod daemon_support;
+use daemon_support::{Hashsieved, md5sum, pipe, sample};
+
 const MATCH_TOKEN: &str = "match-token-for-tests";
 const ADMIN_TOKEN: &str = "admin-token-for-tests";
 const LIMITED_TOKEN: &str = "limited-token-for-tests";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sample(name: &str) -> PathBuf {
-    root().join("samples/images").join(name)
-}
-
-/// The reference digest: the system's md5sum.
-fn md5sum(path: &Path) -> String {
-    let output = Command::new("md5sum").arg(path).output().expect("md5sum runs");
-    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -42,17 +35,10 @@ fn sha256_hex(text: &str) -> String {
 }
 
 struct Daemon {
-    child: Child,
+    process: Hashsieved,
     address: SocketAddr,
     index: PathBuf,
     temp: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An index directory listing the MD5 of `wee.jpg`, served writable with a match token and an
@@ -85,16 +71,9 @@ fn start_with(writable: bool) -> Daemon {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hashsieved"))
-        .args(["--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("listening on http://").expect(&line).parse().unwrap();
-    Daemon { child, address, index, temp }
+    let process = Hashsieved::start(&config, 1);
+    let address = process.announced("http://").expect("an HTTP address").parse().unwrap();
+    Daemon { process, address, index, temp }
 }
 
 struct Response {
@@ -268,12 +247,10 @@ fn limits_and_bad_clients() {
 fn sigterm_drains_and_exits_cleanly() {
     let mut daemon = start();
     assert_eq!(request(daemon.address, "GET", "/healthz", None, b"").status, 200);
-    let pid = daemon.child.id().to_string();
-    // The shell's own `kill`: no procps needed.
-    assert!(Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap().success());
+    daemon.process.terminate();
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = daemon.child.try_wait().unwrap() {
+        if let Some(status) = daemon.process.child.try_wait().unwrap() {
             break status;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "still running after SIGTERM");
@@ -408,15 +385,7 @@ fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)>
         from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
         families = text_string_to_metric_families(sys.stdin.read())\n\
         print(json.dumps([[s.name, s.labels, s.value] for f in families for s in f.samples]))\n";
-    let mut child = Command::new("python3")
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = pipe("python3", &["-c", SCRIPT], text.as_bytes());
     let errors = String::from_utf8_lossy(&output.stderr);
     assert!(
         !errors.contains("ModuleNotFoundError"),
@@ -544,14 +513,7 @@ fn the_openapi_document_describes_what_is_served() {
     const VALIDATE: &str = "import json, sys\n\
         from openapi_spec_validator import validate\n\
         validate(json.load(sys.stdin))\n";
-    let mut child = Command::new("python3")
-        .args(["-c", VALIDATE])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child.stdin.take().unwrap().write_all(&served.body).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = pipe("python3", &["-c", VALIDATE], &served.body);
     let errors = String::from_utf8_lossy(&output.stderr);
     assert!(!errors.contains("ModuleNotFoundError"), "pip install openapi-spec-validator (.ci/run does)");
     assert!(output.status.success(), "not valid OpenAPI 3.1: {errors}");

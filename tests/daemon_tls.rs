@@ -3,24 +3,16 @@
 //! The certificates are made for each run by rcgen: a CA, the server's, a client's, and a
 //! client's from another CA.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/images").join(name)
-}
-
-/// The reference digest: the system's md5sum.
-fn md5sum(path: &Path) -> String {
-    let output = Command::new("md5sum").arg(path).output().expect("md5sum runs");
-    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
-}
+mod daemon_support;
+use daemon_support::{Hashsieved, md5sum, sample};
 
 /// A certificate and its key.
 struct Issued {
@@ -54,16 +46,9 @@ fn issue(dir: &Path, name: &str, issuer: Option<&Issued>, purpose: ExtendedKeyUs
 }
 
 struct Daemon {
-    child: Child,
+    _process: Hashsieved,
     url: String,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A daemon over HTTPS listing `wee.jpg`'s MD5, with `tls_extra` added to its `[http.tls]`.
@@ -93,17 +78,9 @@ fn start(tls_extra: &str) -> Daemon {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hashsieved"))
-        .args(["--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").expect(&line).to_string();
-    assert!(url.starts_with("https://"), "{url}");
-    Daemon { child, url, dir }
+    let process = Hashsieved::start(&config, 1);
+    let url = format!("https://{}", process.announced("https://").expect("an HTTPS address"));
+    Daemon { _process: process, url, dir }
 }
 
 impl Daemon {

@@ -386,14 +386,18 @@ fn query_hashes(signals: &Signals) -> QueryHashes {
     }
 }
 
+/// A verdict's matches as the audit trail records them: `LIST:ENTRY:DISTANCE`.
+pub(crate) fn audited_matches(verdict: &Verdict) -> Vec<String> {
+    let entry = |m: &hashsieve_core::matcher::Match| {
+        format!("{}:{}:{}", m.list, m.entry_id.as_deref().unwrap_or("-"), m.distance)
+    };
+    verdict.matches.iter().map(entry).collect()
+}
+
 /// One line of the audit trail per decision: who asked, the query's hashes, the verdict and the
 /// entries matched. Never content.
 fn audit(peer: SocketAddr, token: Option<&str>, endpoint: &str, verdict: &Verdict, hashes: &QueryHashes) {
-    let matched: Vec<String> = verdict
-        .matches
-        .iter()
-        .map(|m| format!("{}:{}:{}", m.list, m.entry_id.as_deref().unwrap_or("-"), m.distance))
-        .collect();
+    let matched = audited_matches(verdict);
     tracing::info!(
         target: "audit",
         client = %peer,

@@ -437,11 +437,7 @@ pub fn signature(m: &Match) -> String {
 /// The audit line of a clamd decision: who asked, the content's hashes, the verdict and the
 /// entries matched. Never content, and never a path (a path can say what a file is).
 fn audit(client: &str, command: &str, verdict: &Verdict, signals: &Signals) {
-    let matched: Vec<String> = verdict
-        .matches
-        .iter()
-        .map(|m| format!("{}:{}:{}", m.list, m.entry_id.as_deref().unwrap_or("-"), m.distance))
-        .collect();
+    let matched = crate::http::audited_matches(verdict);
     tracing::info!(
         target: "audit",
         protocol = "clamd",
