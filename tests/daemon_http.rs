@@ -226,6 +226,14 @@ fn limits_and_bad_clients() {
         assert!(reply.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
     }
 
+    // A client that connects and never sends a byte is cut off after the header deadline too.
+    let mut silent = TcpStream::connect(address).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut nothing = [0u8; 16];
+    assert_eq!(silent.read(&mut nothing).unwrap_or(0), 0, "closed, not answered");
+    assert!(started.elapsed() < Duration::from_secs(5), "held for {:?}", started.elapsed());
+
     // A client that never finishes its headers is cut off after the header deadline.
     let mut slow = TcpStream::connect(address).unwrap();
     slow.write_all(b"POST /v1/match/content HTTP/1.1\r\nHost: slow\r\n").unwrap();

@@ -470,15 +470,24 @@ async fn match_hashes(
             value: text,
         })
         .collect();
+    // One audit line for the request, with every hash and its decision: a line per hash would
+    // cost more than the lookups themselves.
+    let mut decisions = Vec::with_capacity(results.len());
+    let mut matched = Vec::new();
     for result in &results {
         state.metrics.matched("http", &result.verdict);
-        let hashes = QueryHashes {
-            md5: (result.kind == HashKind::Md5).then(|| result.value.clone()),
-            pdq: (result.kind == HashKind::Pdq).then(|| result.value.clone()),
-            ..QueryHashes::default()
-        };
-        audit(peer, token, "hashes", &result.verdict, &hashes);
+        decisions.push(format!("{}:{}:{:?}", result.kind, result.value, result.verdict.outcome));
+        matched.extend(audited_matches(&result.verdict));
     }
+    tracing::info!(
+        target: "audit",
+        client = %peer,
+        token = token.unwrap_or("-"),
+        endpoint = "hashes",
+        decisions = ?decisions,
+        matches = ?matched,
+        "decisions"
+    );
     Ok(json(&HashResults { results }))
 }
 

@@ -143,20 +143,30 @@ fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
+/// How many connections the kernel holds for us while every connection slot is taken (the
+/// default, 128, makes clients beyond it retry seconds later; clamd's is 200).
+const BACKLOG: u32 = 4096;
+
+/// A TCP listener with a backlog long enough for bursts of clients.
+fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket =
+        if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
+
 /// Opens the index and binds the listeners.
 pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)> {
     let opening = config.clone();
     let matcher = tokio::task::spawn_blocking(move || reload::open_matcher(&opening)).await??;
-    let http = TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let http =
+        listen(config.http.listen).with_context(|| format!("cannot listen on {}", config.http.listen))?;
     let tls = config.http.tls.as_ref().map(tls::acceptor).transpose()?;
     let clamd_tcp = match config.clamd.tcp_listen {
-        Some(address) => Some(
-            TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address} (clamd)"))?,
-        ),
+        Some(address) => {
+            Some(listen(address).with_context(|| format!("cannot listen on {address} (clamd)"))?)
+        }
         None => None,
     };
     let clamd_unix = match &config.clamd.unix_socket {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
@@ -120,8 +120,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let header_timeout = Duration::from_secs(limits.header_timeout_secs);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(64 << 10);
+    // HTTP/1 only, served by hyper's own HTTP/1 connection: its header deadline runs from the
+    // moment it waits for a request, so a client that connects and never sends a byte is cut
+    // off too (a protocol-sniffing builder waits for the first bytes without a deadline).
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(64 << 10);
     accept_loop(listener, limits.max_connections, shutdown, move |stream, peer, _, stopped| {
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -150,7 +153,7 @@ pub async fn serve(
 /// Serves HTTP on one connection, plain or TLS, until it ends or shutdown asks it to finish
 /// its request in flight and close.
 async fn serve_http<S, T>(
-    builder: auto::Builder<TokioExecutor>,
+    builder: http1::Builder,
     stream: S,
     service: T,
     peer: SocketAddr,

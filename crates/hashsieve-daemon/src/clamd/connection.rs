@@ -13,8 +13,12 @@ use tokio::net::{TcpStream, UnixStream};
 
 use super::frame::{self, Delimiter, FrameError, RawCommand};
 
-/// How much is read from the socket at a time.
-const READ_SIZE: usize = 64 << 10;
+/// How much is read from the socket at a time while a stream arrives.
+const STREAM_READ_SIZE: usize = 64 << 10;
+
+/// How much is read at a time while waiting for a command: little, so that an idle connection
+/// costs little (thousands of clients may hold sessions open).
+const COMMAND_READ_SIZE: usize = 1 << 10;
 
 /// Descriptors accepted in one message; clamd's clients send one.
 const MAX_FDS_PER_MESSAGE: usize = 4;
@@ -120,9 +124,9 @@ impl<T: Transport> Connection<T> {
         self.transport.is_local()
     }
 
-    async fn fill(&mut self) -> io::Result<usize> {
+    async fn fill(&mut self, size: usize) -> io::Result<usize> {
         let start = self.buffer.len();
-        self.buffer.resize(start + READ_SIZE, 0);
+        self.buffer.resize(start + size, 0);
         let read = self.transport.receive(&mut self.buffer[start..], &mut self.fds).await;
         self.buffer.truncate(start + *read.as_ref().unwrap_or(&0));
         let read = read?;
@@ -146,7 +150,11 @@ impl<T: Transport> Connection<T> {
             if self.eof {
                 return if self.buffer.is_empty() { Ok(None) } else { Err(CommandError::Truncated) };
             }
-            self.fill().await?;
+            if self.buffer.is_empty() && self.buffer.capacity() > COMMAND_READ_SIZE {
+                // A stream's buffer is not kept while the connection waits, maybe for long.
+                self.buffer = BytesMut::new();
+            }
+            self.fill(COMMAND_READ_SIZE).await?;
         }
     }
 
@@ -182,7 +190,7 @@ impl<T: Transport> Connection<T> {
     }
 
     async fn fill_or_fail(&mut self) -> io::Result<()> {
-        if self.eof || self.fill().await? == 0 {
+        if self.eof || self.fill(STREAM_READ_SIZE).await? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-stream"));
         }
         Ok(())
@@ -191,7 +199,7 @@ impl<T: Transport> Connection<T> {
     /// After `FILDES`: consumes the byte the descriptor came with and returns the descriptor.
     pub async fn read_passed_fd(&mut self) -> io::Result<Option<OwnedFd>> {
         if self.buffer.is_empty() && !self.eof {
-            self.fill().await?;
+            self.fill(COMMAND_READ_SIZE).await?;
         }
         if !self.buffer.is_empty() {
             self.buffer.advance(1);
@@ -241,7 +249,7 @@ impl<T: Transport> Connection<T> {
             let mut discarded = 0;
             while discarded < LINGER_BYTES {
                 self.buffer.clear();
-                match self.fill().await {
+                match self.fill(STREAM_READ_SIZE).await {
                     Ok(0) | Err(_) => break,
                     Ok(read) => discarded += read,
                 }
