@@ -214,12 +214,19 @@ impl Metrics {
         }
         self.delta_entries.set(added as i64);
         self.delta_changes.set(changes as i64);
-        self.resident.set(crate::clamd::handler::resident_bytes() as f64);
+        self.resident.set(resident_bytes() as f64);
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
+}
+
+/// The process's resident memory, from `/proc/self/statm`.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
 }
 
 /// Holds a connection's place in `hashsieve_open_connections`.

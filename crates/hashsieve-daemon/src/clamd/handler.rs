@@ -193,7 +193,7 @@ fn stats(clamd: &Clamd, connections: &Semaphore) -> String {
     let limits = &clamd.state.limits;
     let hashing = limits.max_in_flight - clamd.state.hashing.available_permits();
     let open = clamd.max_connections - connections.available_permits();
-    let resident_mb = resident_bytes() as f64 / (1 << 20) as f64;
+    let resident_mb = crate::metrics::resident_bytes() as f64 / (1 << 20) as f64;
     format!(
         "POOLS: 1\n\nSTATE: VALID PRIMARY\nTHREADS: live {hashing}  idle {idle} max {max} idle-timeout {timeout}\n\
          QUEUE: {queued} items\nCONNECTIONS: {open} max {max_connections}\n\n\
@@ -205,13 +205,6 @@ fn stats(clamd: &Clamd, connections: &Semaphore) -> String {
         queued = clamd.waiting.load(Ordering::Relaxed),
         max_connections = clamd.max_connections,
     )
-}
-
-/// The process's resident memory, from `/proc/self/statm`.
-pub fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096
 }
 
 /// Waits for a hashing slot until `deadline`; clamd's clients do not retry, so the scan queues
