@@ -129,6 +129,24 @@ fn format_name(format: ImageFormat) -> Option<&'static str> {
     })
 }
 
+/// The bytes this many long at the start of an input are enough for [`sniff_format`].
+pub const SNIFF_BYTES: usize = 16;
+
+/// The format an input is in, from its first [`SNIFF_BYTES`] bytes, if it is one this crate
+/// decodes — so that a caller seeing only the start of a stream (an ICAP preview, say) can
+/// tell an image whatever its declared type.
+///
+/// ```
+/// use hashsieve_core::decode::sniff_format;
+///
+/// assert_eq!(sniff_format(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some("png"));
+/// assert_eq!(sniff_format(b"\xff\xd8\xff\xe0"), Some("jpeg"));
+/// assert_eq!(sniff_format(b"<!doctype html>"), None);
+/// ```
+pub fn sniff_format(first_bytes: &[u8]) -> Option<&'static str> {
+    image::guess_format(first_bytes).ok().and_then(format_name)
+}
+
 /// Decodes an image from memory to Pillow-compatible 8-bit RGB, within `limits`.
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, DecodeError> {
     if bytes.is_empty() {

@@ -219,18 +219,21 @@ const CHUNK_SIZE: usize = 1 << 20;
 /// Chunk buffers in flight at once; bounds a stream's memory to `CHUNKS_IN_FLIGHT * CHUNK_SIZE`.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// The running state of one group of digests.
+/// The running state of a set of digests over bytes that arrive in pieces, on the calling
+/// thread: for content read from a socket a piece at a time, where nothing else is to be read
+/// ahead.
 #[derive(Default)]
-struct Hashers {
+pub struct Digester {
     md5: Option<md5::Md5>,
     sha1: Option<sha1::Sha1>,
     sha256: Option<sha2::Sha256>,
     blake3: Option<Box<blake3::Hasher>>,
 }
 
-impl Hashers {
-    fn new(which: DigestSet) -> Hashers {
-        Hashers {
+impl Digester {
+    /// Starts the digests in `which`.
+    pub fn new(which: DigestSet) -> Digester {
+        Digester {
             md5: which.contains(DigestKind::Md5).then(md5::Md5::new),
             sha1: which.contains(DigestKind::Sha1).then(sha1::Sha1::new),
             sha256: which.contains(DigestKind::Sha256).then(sha2::Sha256::new),
@@ -238,7 +241,8 @@ impl Hashers {
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    /// Adds the next piece of the input.
+    pub fn update(&mut self, bytes: &[u8]) {
         if let Some(h) = &mut self.md5 {
             h.update(bytes);
         }
@@ -253,7 +257,8 @@ impl Hashers {
         }
     }
 
-    fn finish(self) -> Digests {
+    /// The digests of everything added.
+    pub fn finish(self) -> Digests {
         Digests {
             md5: self.md5.map(|h| h.finalize().into()),
             sha1: self.sha1.map(|h| h.finalize().into()),
@@ -285,7 +290,7 @@ fn available_workers() -> usize {
 pub fn digest_bytes(bytes: &[u8], which: DigestSet) -> Digests {
     let groups = plan_groups(which, available_workers());
     if bytes.len() < PARALLEL_THRESHOLD || groups.len() < 2 {
-        let mut hashers = Hashers::new(which);
+        let mut hashers = Digester::new(which);
         hashers.update(bytes);
         return hashers.finish();
     }
@@ -295,13 +300,13 @@ pub fn digest_bytes(bytes: &[u8], which: DigestSet) -> Digests {
             .iter()
             .map(|&group| {
                 scope.spawn(move || {
-                    let mut hashers = Hashers::new(group);
+                    let mut hashers = Digester::new(group);
                     hashers.update(bytes);
                     hashers.finish()
                 })
             })
             .collect();
-        let mut hashers = Hashers::new(*first);
+        let mut hashers = Digester::new(*first);
         hashers.update(bytes);
         let mut digests = hashers.finish();
         for handle in handles {
@@ -319,7 +324,7 @@ pub fn digest_reader<R: Read>(mut reader: R, which: DigestSet) -> io::Result<(Di
     let groups = plan_groups(which, available_workers());
     if filled < CHUNK_SIZE || groups.len() < 2 {
         // Short input, or one group: no worker threads.
-        let mut hashers = Hashers::new(which);
+        let mut hashers = Digester::new(which);
         hashers.update(&first[..filled]);
         let mut total = filled as u64;
         let mut buffer = first;
@@ -358,7 +363,7 @@ fn digest_stream_in_parallel<R: Read>(
             let pool_tx = pool_tx.clone();
             senders.push(tx);
             workers.push(scope.spawn(move || {
-                let mut hashers = Hashers::new(group);
+                let mut hashers = Digester::new(group);
                 for chunk in rx {
                     hashers.update(&chunk.buffer[..chunk.len]);
                     if let Ok(chunk) = Arc::try_unwrap(chunk) {
@@ -491,7 +496,7 @@ mod tests {
         let data = pseudo_random(3 * CHUNK_SIZE + 17);
         for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE, data.len()] {
             let bytes = &data[..len];
-            let mut reference = Hashers::new(DigestSet::ALL);
+            let mut reference = Digester::new(DigestSet::ALL);
             reference.update(bytes);
             let reference = reference.finish();
             assert_eq!(digest_bytes(bytes, DigestSet::ALL), reference, "slice of {len}");

@@ -236,6 +236,76 @@ impl Signals {
     }
 }
 
+/// The signals of content that arrives in pieces — a body read from a socket — computed as it
+/// arrives. What decoding needs is held, at most [`SignalOptions::max_image_bytes`]; past that
+/// the held bytes are handed to the digests and later pieces go straight through them, so a
+/// large body costs no more memory than a small one. The result equals
+/// [`Signals::from_bytes`] over the whole content.
+pub struct SignalStream {
+    options: SignalOptions,
+    size: u64,
+    state: StreamState,
+}
+
+enum StreamState {
+    /// Held for decoding; digested in one pass at the end.
+    Held(Vec<u8>),
+    /// Too large to decode, or nothing to decode: digests only.
+    Digesting(Box<digest::Digester>),
+}
+
+impl SignalStream {
+    /// Starts the signals `options` asks for.
+    pub fn new(options: SignalOptions) -> SignalStream {
+        let state = if options.needs_image() {
+            StreamState::Held(Vec::new())
+        } else {
+            StreamState::Digesting(Box::new(digest::Digester::new(options.digests)))
+        };
+        SignalStream { options, size: 0, state }
+    }
+
+    /// Adds the next piece of the content.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        match &mut self.state {
+            StreamState::Held(held) if self.size <= self.options.max_image_bytes => {
+                held.extend_from_slice(bytes)
+            }
+            StreamState::Held(held) => {
+                let mut digester = digest::Digester::new(self.options.digests);
+                digester.update(held);
+                digester.update(bytes);
+                self.state = StreamState::Digesting(Box::new(digester));
+            }
+            StreamState::Digesting(digester) => digester.update(bytes),
+        }
+    }
+
+    /// The content's length so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The signals of everything added. Decoding and perceptual hashing happen here: call it
+    /// where CPU-bound work belongs.
+    pub fn finish(self) -> Signals {
+        match self.state {
+            StreamState::Held(held) => Signals::from_bytes(&held, &self.options),
+            StreamState::Digesting(digester) => {
+                let mut signals = Signals::digests_only(digester.finish(), self.size);
+                if self.options.needs_image() {
+                    signals.errors.push(SignalError::TooLargeToDecode {
+                        size: self.size,
+                        limit: self.options.max_image_bytes,
+                    });
+                }
+                signals
+            }
+        }
+    }
+}
+
 /// Computes the signals of many files in parallel on rayon's thread pool. The iterator is
 /// indexed, so collecting it keeps the order of `paths`.
 pub fn signals_for_paths<'a>(
@@ -304,5 +374,59 @@ struct DihedralJson<'a>(&'a [PdqHash; 8]);
 impl Serialize for DihedralJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(Dihedral::ALL.iter().map(|d| d.name()).zip(self.0.iter().map(PdqHash::to_hex)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/images/q1050.jpg")).unwrap()
+    }
+
+    fn streamed(bytes: &[u8], options: &SignalOptions, piece: usize) -> Signals {
+        let mut stream = SignalStream::new(options.clone());
+        for chunk in bytes.chunks(piece) {
+            stream.update(chunk);
+        }
+        assert_eq!(stream.size(), bytes.len() as u64);
+        stream.finish()
+    }
+
+    #[test]
+    fn a_streamed_image_has_the_signals_of_the_whole() {
+        let bytes = sample();
+        let options = SignalOptions { pdq: PdqMode::Dihedral, ..SignalOptions::default() };
+        let whole = Signals::from_bytes(&bytes, &options);
+        assert!(whole.pdq.is_some());
+        for piece in [1, 7, 4096, bytes.len()] {
+            let signals = streamed(&bytes, &options, piece);
+            assert_eq!(signals.digests, whole.digests);
+            assert_eq!(signals.pdq, whole.pdq);
+            assert_eq!(signals.image, whole.image);
+        }
+    }
+
+    #[test]
+    fn a_stream_past_the_decode_limit_keeps_its_digests_only() {
+        let bytes = sample();
+        let options = SignalOptions { max_image_bytes: 1000, ..SignalOptions::default() };
+        let signals = streamed(&bytes, &options, 333);
+        assert_eq!(signals.digests, digest::digest_bytes(&bytes, DigestSet::ALL));
+        assert!(signals.pdq.is_none());
+        let too_large = SignalError::TooLargeToDecode { size: bytes.len() as u64, limit: 1000 };
+        assert_eq!(format!("{:?}", signals.errors), format!("{:?}", [too_large]));
+        // Exactly at the limit is still decoded.
+        let at_limit = SignalOptions { max_image_bytes: bytes.len() as u64, ..options };
+        assert!(streamed(&bytes, &at_limit, 333).pdq.is_some());
+    }
+
+    #[test]
+    fn a_stream_without_image_signals_is_only_digested() {
+        let options = SignalOptions::digests_only(DigestSet::ALL);
+        let signals = streamed(b"not an image at all", &options, 3);
+        assert_eq!(signals.digests, digest::digest_bytes(b"not an image at all", DigestSet::ALL));
+        assert!(signals.errors.is_empty() && signals.image.is_none());
     }
 }

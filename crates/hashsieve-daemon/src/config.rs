@@ -22,6 +22,20 @@
 //! idle_timeout_secs = 30               # a session may wait this long between commands
 //! path_scans = true                    # SCAN/CONTSCAN/MULTISCAN/ALLMATCHSCAN on the Unix socket
 //!
+//! [icap]                               # ICAP (RFC 3507) for web proxies; off unless set
+//! listen = "127.0.0.1:1344"            # services icap://HOST:PORT/respmod and /reqmod (unauthenticated)
+//! preview_bytes = 4096                 # body bytes asked for before deciding to read the rest
+//! options_ttl_secs = 60                # how long a proxy may keep the OPTIONS answer
+//! idle_timeout_secs = 120              # a persistent connection may wait this long for a request
+//! content_types = ["image/"]           # hashed by declared type ("type/" matches every subtype)
+//! sniff = true                         # also hash what starts like an image, whatever its type
+//! transfer_ignore = []                 # file extensions the proxy need not send at all
+//! transfer_complete = []               # file extensions sent whole, without a preview
+//! block_status = 403                   # the HTTP status of the block page (451 also fits)
+//! block_page = "/etc/hashsieve/block.html"  # optional: {reason} {list} {kind} {category} {reference}
+//! block_reason = "It is known child sexual abuse material."
+//! max_body_bytes = 33554432            # a body held whole (uploads, clients without 204); default max_body_bytes
+//!
 //! [limits]
 //! max_body_bytes = 33554432            # larger request bodies get 413
 //! max_image_pixels = 100000000         # larger images are not decoded (digests still match)
@@ -183,6 +197,60 @@ impl ClamdConfig {
     }
 }
 
+/// The ICAP service. ICAP has no authentication of its own: listen on loopback or on the
+/// proxies' network only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IcapConfig {
+    /// The TCP address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// The preview asked of clients in `OPTIONS`: enough to tell an image by its first bytes,
+    /// and to take small images whole in one round trip.
+    pub preview_bytes: u32,
+    /// How long a client may cache the `OPTIONS` answer.
+    pub options_ttl_secs: u64,
+    /// How long a persistent connection may wait for its next request.
+    pub idle_timeout_secs: u64,
+    /// Media types hashed by their declared type; `type/` (or `type/*`) matches every subtype.
+    pub content_types: Vec<String>,
+    /// Also hash bodies that start like an image whatever type they declare: a declared type
+    /// is the sender's word.
+    pub sniff: bool,
+    /// File extensions advertised in `Transfer-Ignore`: the proxy does not send them at all.
+    /// Extensions are the sender's choice too, so this trades checking for speed.
+    pub transfer_ignore: Vec<String>,
+    /// File extensions advertised in `Transfer-Complete`: sent whole, without a preview.
+    pub transfer_complete: Vec<String>,
+    /// The HTTP status served instead of blocked content.
+    pub block_status: u16,
+    /// A page of one's own to serve instead of blocked content.
+    pub block_page: Option<PathBuf>,
+    /// The block page's `{reason}`.
+    pub block_reason: String,
+    /// The largest body held whole: multipart uploads, and bodies echoed to clients that do
+    /// not take 204. Bodies checked as they stream are not held; the body limit if unset.
+    pub max_body_bytes: Option<u64>,
+}
+
+impl Default for IcapConfig {
+    fn default() -> Self {
+        IcapConfig {
+            listen: None,
+            preview_bytes: 4096,
+            options_ttl_secs: 60,
+            idle_timeout_secs: 120,
+            content_types: vec!["image/".into()],
+            sniff: true,
+            transfer_ignore: Vec::new(),
+            transfer_complete: Vec::new(),
+            block_status: 403,
+            block_page: None,
+            block_reason: crate::icap::response::DEFAULT_BLOCK_REASON.into(),
+            max_body_bytes: None,
+        }
+    }
+}
+
 /// Bounds on what one client can make the daemon do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -247,6 +315,9 @@ pub struct Config {
     /// clamd-protocol listeners.
     #[serde(default)]
     pub clamd: ClamdConfig,
+    /// ICAP service.
+    #[serde(default)]
+    pub icap: IcapConfig,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -271,6 +342,7 @@ impl Config {
             reload_check_ms: default_reload_check_ms(),
             http: HttpConfig::default(),
             clamd: ClamdConfig::default(),
+            icap: IcapConfig::default(),
             limits: Limits::default(),
             tokens: Vec::new(),
             logging: Logging::default(),
@@ -305,6 +377,21 @@ impl Config {
         self.clamd.socket_mode()?;
         if self.clamd.idle_timeout_secs == 0 || self.clamd.max_stream_bytes == Some(0) {
             return invalid("clamd.idle_timeout_secs and clamd.max_stream_bytes must be at least 1".into());
+        }
+        let icap = &self.icap;
+        if !(400..=599).contains(&icap.block_status) {
+            return invalid(format!("icap.block_status {} is not an HTTP error status", icap.block_status));
+        }
+        if icap.preview_bytes > 1 << 20 || icap.idle_timeout_secs == 0 || icap.max_body_bytes == Some(0) {
+            return invalid(
+                "icap.preview_bytes must be at most 1 MiB; icap.idle_timeout_secs and icap.max_body_bytes at least 1"
+                    .into(),
+            );
+        }
+        for extension in icap.transfer_ignore.iter().chain(&icap.transfer_complete) {
+            if extension.is_empty() || !extension.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return invalid(format!("icap: {extension:?} is not a file extension"));
+            }
         }
         let mut ids = std::collections::HashSet::new();
         for token in &self.tokens {

@@ -5,7 +5,7 @@
 //! All hashing and matching is `hashsieve-core`'s; this crate holds the sockets and what
 //! belongs to them: [`config`] (TOML), [`auth`] (bearer tokens with roles), [`http`] (routes,
 //! handlers, problem details, limits), [`clamd`] (clamd's protocol on a Unix socket or TCP,
-//! for antivirus plumbing), [`server`] (bounded connections, header deadlines, graceful
+//! for antivirus plumbing), [`icap`] (ICAP, for web proxies checking content in line), [`server`] (bounded connections, header deadlines, graceful
 //! shutdown) and [`reload`] (following the index as other processes change it).
 //!
 //! ```no_run
@@ -29,6 +29,7 @@ pub mod auth;
 pub mod clamd;
 pub mod config;
 pub mod http;
+pub mod icap;
 pub mod metrics;
 pub mod reload;
 pub mod server;
@@ -43,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clamd::Clamd;
 use crate::config::Config;
 use crate::http::AppState;
+use crate::icap::Icap;
 
 /// The sockets the daemon serves, bound before anything is served so that a mistake in the
 /// configuration shows at once.
@@ -55,6 +57,8 @@ pub struct Listeners {
     pub clamd_tcp: Option<TcpListener>,
     /// clamd's protocol over a Unix socket.
     pub clamd_unix: Option<UnixListener>,
+    /// ICAP.
+    pub icap: Option<TcpListener>,
 }
 
 /// Runs the daemon for `config` until SIGTERM or SIGINT, on a runtime of its own: opens the
@@ -83,9 +87,15 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
         if let Some(path) = unix_socket {
             println!("listening on clamd unix:{}", path.display());
         }
+        if let Some(listener) = &listeners.icap {
+            println!("listening on icap://{}", listener.local_addr()?);
+        }
         tracing::info!(%address, index = %config.index.display(), writable = config.writable, "serving");
         if config.clamd.tcp_listen.is_some_and(|address| !address.ip().is_loopback()) {
             tracing::warn!("the clamd protocol has no authentication and listens beyond loopback");
+        }
+        if config.icap.listen.is_some_and(|address| !address.ip().is_loopback()) {
+            tracing::warn!("ICAP has no authentication: keep its port to the proxies' network");
         }
         tokio::spawn(reload::watch(Arc::clone(&state), config.clone()));
         let stopping = CancellationToken::new();
@@ -103,11 +113,18 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
         let clamd_unix = listeners.clamd_unix.map(|listener| {
             tokio::spawn(clamd::serve(listener, Arc::clone(&clamd), stopping.clone().cancelled_owned()))
         });
+        let icap = match listeners.icap {
+            Some(listener) => {
+                let icap = Arc::new(Icap::new(Arc::clone(&state), config)?);
+                Some(tokio::spawn(icap::serve(listener, icap, stopping.clone().cancelled_owned())))
+            }
+            None => None,
+        };
         let metrics = Arc::clone(&state.metrics);
         let router = http::router(state);
         server::serve(listeners.http, router, listeners.tls, &config.limits, metrics, stopping.cancelled())
             .await;
-        for task in [clamd_tcp, clamd_unix].into_iter().flatten() {
+        for task in [clamd_tcp, clamd_unix, icap].into_iter().flatten() {
             let _ = task.await;
         }
         if let Some(path) = unix_socket {
@@ -173,6 +190,10 @@ pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)
         Some(path) => Some(clamd::bind_unix(path, config.clamd.socket_mode()?)?),
         None => None,
     };
+    let icap = match config.icap.listen {
+        Some(address) => Some(listen(address).with_context(|| format!("cannot listen on {address} (ICAP)"))?),
+        None => None,
+    };
     let state = Arc::new(AppState::new(matcher, config));
-    Ok((state, Listeners { http, tls, clamd_tcp, clamd_unix }))
+    Ok((state, Listeners { http, tls, clamd_tcp, clamd_unix, icap }))
 }
