@@ -77,7 +77,10 @@ fn serve(stream: TcpStream, files: &HashMap<String, (&'static str, Vec<u8>)>, rt
             let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
             continue;
         };
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
         if stream.write_all(head.as_bytes()).is_err() {
             return;
         }
