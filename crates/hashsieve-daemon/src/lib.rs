@@ -30,6 +30,7 @@ pub mod clamd;
 pub mod config;
 pub mod http;
 pub mod icap;
+pub mod ingest;
 pub mod metrics;
 pub mod reload;
 pub mod server;
