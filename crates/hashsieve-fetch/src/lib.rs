@@ -72,3 +72,8 @@ pub use error::{FetchError, PolicyError, TimeoutStage};
 pub use fetcher::{Fetched, Fetcher};
 pub use policy::{FetchPolicy, PortPolicy, ProxyConfig};
 pub use resolve::{Resolve, SystemResolver};
+
+/// The README's example, compiled with the doctests so that it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
