@@ -142,7 +142,7 @@ impl<R: Resolve> Fetcher<R> {
         loop {
             let via_redirect = !redirects.is_empty();
             let target = self.rules.check(&url, &self.resolver, &self.policy, via_redirect).await?;
-            let exchange = self.exchange(&url, &target).await?;
+            let exchange = self.exchange(&url, &target, via_redirect).await?;
             let status = exchange.response.status();
             if is_followed_redirect(status) {
                 if redirects.len() >= self.policy.max_redirects {
@@ -181,8 +181,8 @@ impl<R: Resolve> Fetcher<R> {
 
     /// Connects to the checked target and sends the request; returns once the response's
     /// headers are in.
-    async fn exchange(&self, url: &Url, target: &Target) -> Result<Exchange, FetchError> {
-        let request = self.request(url)?;
+    async fn exchange(&self, url: &Url, target: &Target, via_redirect: bool) -> Result<Exchange, FetchError> {
+        let request = self.request(url, via_redirect)?;
         let (connection, remote) = self.connector.connect(target).await?;
         let http_error = |source| FetchError::Http { host: target.host.clone(), source };
         let (mut sender, driver) =
@@ -200,7 +200,7 @@ impl<R: Resolve> Fetcher<R> {
         Ok(Exchange { response, remote, _driver: driver })
     }
 
-    fn request(&self, url: &Url) -> Result<Request<Empty<Bytes>>, FetchError> {
+    fn request(&self, url: &Url, via_redirect: bool) -> Result<Request<Empty<Bytes>>, FetchError> {
         Request::get(&url[Position::BeforePath..Position::AfterQuery])
             .header(header::HOST, &url[Position::BeforeHost..Position::AfterPort])
             .header(header::USER_AGENT, self.user_agent.clone())
@@ -212,7 +212,7 @@ impl<R: Resolve> Fetcher<R> {
             .body(Empty::new())
             .map_err(|error| FetchError::BadUrl {
                 reason: format!("not representable in an HTTP request: {error}"),
-                via_redirect: false,
+                via_redirect,
             })
     }
 
