@@ -36,6 +36,17 @@
 //! block_reason = "It is known child sexual abuse material."
 //! max_body_bytes = 33554432            # a body held whole (uploads, clients without 204); default max_body_bytes
 //!
+//! [ingest]                             # hotline reports from a Redis Stream; off unless set
+//! redis_url = "redis://127.0.0.1:6379/"
+//! consumer = "hashsieve-a"             # this daemon's name in the group (default: the host name)
+//! reports_stream = "hashsieve:reports" # entries: report_id, url or content, source
+//! hashed_stream = "hashsieve:hashed"   # one entry per report: its hashes and matches
+//! group = "hashsieve-hashing"          # every daemon of this group shares the reports
+//! workers = 4                          # reports fetched and hashed at once
+//! claim_idle_ms = 30000                # take over reports another consumer held this long
+//! [ingest.fetch]                       # limits on fetching reported URLs (hashsieve-fetch)
+//! max_response_bytes = 33554432
+//!
 //! [limits]
 //! max_body_bytes = 33554432            # larger request bodies get 413
 //! max_image_pixels = 100000000         # larger images are not decoded (digests still match)
@@ -251,6 +262,54 @@ impl Default for IcapConfig {
     }
 }
 
+/// Hotline reports consumed from a Redis Stream (see [`crate::ingest`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// The Redis server; no ingest without it.
+    pub redis_url: Option<String>,
+    /// This daemon's consumer name: stable across restarts, so that a restarted daemon
+    /// finishes its own pending reports first. The host name if unset.
+    pub consumer: Option<String>,
+    /// The stream of reports.
+    pub reports_stream: String,
+    /// The stream the hashed reports go to.
+    pub hashed_stream: String,
+    /// The consumer group sharing the reports.
+    pub group: String,
+    /// Reports fetched and hashed at once.
+    pub workers: usize,
+    /// Reports asked for at once.
+    pub batch: usize,
+    /// How long a read waits for new reports.
+    pub block_ms: u64,
+    /// A report pending this long with another consumer is taken over.
+    pub claim_idle_ms: u64,
+    /// How long a published result is remembered, so that a report delivered again within it
+    /// is not published twice.
+    pub marker_ttl_secs: u64,
+    /// Fetching reported URLs.
+    pub fetch: hashsieve_fetch::FetchPolicy,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            redis_url: None,
+            consumer: None,
+            reports_stream: "hashsieve:reports".into(),
+            hashed_stream: "hashsieve:hashed".into(),
+            group: "hashsieve-hashing".into(),
+            workers: 4,
+            batch: 16,
+            block_ms: 1000,
+            claim_idle_ms: 30_000,
+            marker_ttl_secs: 30 * 24 * 3600,
+            fetch: hashsieve_fetch::FetchPolicy::default(),
+        }
+    }
+}
+
 /// Bounds on what one client can make the daemon do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -318,6 +377,9 @@ pub struct Config {
     /// ICAP service.
     #[serde(default)]
     pub icap: IcapConfig,
+    /// Queue ingest.
+    #[serde(default)]
+    pub ingest: IngestConfig,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -343,6 +405,7 @@ impl Config {
             http: HttpConfig::default(),
             clamd: ClamdConfig::default(),
             icap: IcapConfig::default(),
+            ingest: IngestConfig::default(),
             limits: Limits::default(),
             tokens: Vec::new(),
             logging: Logging::default(),
@@ -392,6 +455,10 @@ impl Config {
             if extension.is_empty() || !extension.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return invalid(format!("icap: {extension:?} is not a file extension"));
             }
+        }
+        let ingest = &self.ingest;
+        if ingest.workers == 0 || ingest.batch == 0 || ingest.block_ms == 0 || ingest.claim_idle_ms == 0 {
+            return invalid("ingest.workers, batch, block_ms and claim_idle_ms must be at least 1".into());
         }
         let mut ids = std::collections::HashSet::new();
         for token in &self.tokens {

@@ -1,0 +1,159 @@
+//! The first stage of hotline ingest: reports in, hashes out.
+//!
+//! A report is a stream entry with a `report_id`, and either the reported `url` — fetched
+//! with `hashsieve-fetch`, so that a hostile URL cannot reach inside — or the reported
+//! `content` itself, plus an optional `source`. Each is hashed (all four digests and PDQ with
+//! its dihedral variants, what the verdict memory compares), matched against the lists, and
+//! published to the hashed stream with the match; never with the content. This stage holds no
+//! state, so any number of daemons can share it; the verdict memory that follows it has one
+//! owner.
+//!
+//! Fields of a hashed entry: `report_id`, `source`, `url`, `final_url` (after redirects),
+//! `size`, `md5`, `sha1`, `sha256`, `blake3`, `pdq`, `pdq_quality` (hex and decimal),
+//! `known` (`known`, `near_known` or `unknown`), `matches` (JSON: list, entry id, kind,
+//! distance of each match that counts), and `error` when the report could not be hashed
+//! (missing fields, a refused or failed fetch, a body that is not an image — digests are then
+//! still given).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashsieve_core::digest::DigestSet;
+use hashsieve_core::matcher::{Outcome as MatchOutcome, Verdict};
+use hashsieve_core::signals::{PdqMode, Signals};
+use hashsieve_fetch::Fetcher;
+
+use super::stream::{Message, Outcome, Work};
+use crate::http::AppState;
+
+/// The longest report id accepted: ids are keys, not content.
+const MAX_REPORT_ID: usize = 200;
+
+/// Hashes reports: the [`Work`] of the first stage.
+pub struct ReportHashing {
+    /// The index and the hashing slots, shared with the other protocols.
+    pub state: Arc<AppState>,
+    /// Fetches reported URLs.
+    pub fetcher: Fetcher,
+}
+
+impl Work for ReportHashing {
+    async fn process(&self, message: Message) -> Option<Outcome> {
+        let Some(report_id) = report_id(&message.fields) else {
+            // Without an id there is nothing to key a result by but the entry itself.
+            return Some(failed(
+                format!("entry {}", message.id),
+                &message.fields,
+                "missing or invalid report_id",
+            ));
+        };
+        let content = match (message.fields.get("content"), message.fields.get("url")) {
+            (Some(content), _) => content.clone(),
+            (None, Some(url)) => {
+                let url = String::from_utf8_lossy(url).into_owned();
+                match self.fetcher.fetch(&url).await {
+                    Ok(fetched) => {
+                        let mut fields = message.fields.clone();
+                        fields.insert("final_url".into(), fetched.final_url.as_str().as_bytes().to_vec());
+                        return self.hash(report_id, &fields, fetched.body.to_vec()).await;
+                    }
+                    Err(err) => {
+                        tracing::info!(report = report_id, error = %err, "report not fetched");
+                        return Some(failed(report_id, &message.fields, &format!("fetch: {err}")));
+                    }
+                }
+            }
+            (None, None) => return Some(failed(report_id, &message.fields, "neither url nor content")),
+        };
+        self.hash(report_id, &message.fields, content).await
+    }
+}
+
+impl ReportHashing {
+    /// Hashes `content` on the blocking pool, within the shared hashing slots; `None` (retry
+    /// later) if the daemon is shutting down.
+    async fn hash(
+        &self,
+        report_id: String,
+        fields: &BTreeMap<String, Vec<u8>>,
+        content: Vec<u8>,
+    ) -> Option<Outcome> {
+        let permit = self.state.hashing.acquire().await.ok()?;
+        let matcher = self.state.matcher.load_full();
+        let checked = tokio::task::spawn_blocking(move || {
+            // Every digest and PDQ's variants whatever the lists hold: the verdict memory
+            // compares reports with each other by them.
+            let options = hashsieve_core::signals::SignalOptions {
+                digests: DigestSet::ALL,
+                pdq: PdqMode::Dihedral,
+                ..matcher.signal_options()
+            };
+            let signals = Signals::from_bytes(&content, &options);
+            (matcher.check_signals(&signals), signals)
+        })
+        .await;
+        drop(permit);
+        let (verdict, signals) = checked.ok()?;
+        self.state.metrics.matched("ingest", &verdict);
+        Some(hashed(report_id, fields, &verdict, &signals))
+    }
+}
+
+/// The report id, if present and sane.
+fn report_id(fields: &BTreeMap<String, Vec<u8>>) -> Option<String> {
+    let id = std::str::from_utf8(fields.get("report_id")?).ok()?;
+    let sane = !id.is_empty() && id.len() <= MAX_REPORT_ID && id.chars().all(|c| c.is_ascii_graphic());
+    sane.then(|| id.to_string())
+}
+
+/// The fields carried over from the report.
+fn carried(fields: &BTreeMap<String, Vec<u8>>) -> Vec<(String, Vec<u8>)> {
+    ["source", "url", "final_url"]
+        .into_iter()
+        .filter_map(|name| fields.get(name).map(|value| (name.to_string(), value.clone())))
+        .collect()
+}
+
+fn failed(key: String, fields: &BTreeMap<String, Vec<u8>>, error: &str) -> Outcome {
+    let mut out = vec![("report_id".to_string(), key.clone().into_bytes())];
+    out.extend(carried(fields));
+    out.push(("error".into(), error.as_bytes().to_vec()));
+    Outcome { key, fields: out }
+}
+
+fn hashed(
+    report_id: String,
+    fields: &BTreeMap<String, Vec<u8>>,
+    verdict: &Verdict,
+    signals: &Signals,
+) -> Outcome {
+    let mut out = vec![("report_id".to_string(), report_id.clone().into_bytes())];
+    out.extend(carried(fields));
+    out.push(("size".into(), signals.size.to_string().into_bytes()));
+    for (kind, digest) in signals.digests.iter() {
+        out.push((kind.name().to_string(), hex::encode(digest).into_bytes()));
+    }
+    if let Some(pdq) = signals.pdq {
+        out.push(("pdq".into(), hex::encode(pdq.hash.0).into_bytes()));
+        out.push(("pdq_quality".into(), pdq.quality.to_string().into_bytes()));
+    }
+    let known = match verdict.outcome {
+        MatchOutcome::Known => "known",
+        MatchOutcome::NearKnown => "near_known",
+        MatchOutcome::Unknown => "unknown",
+    };
+    out.push(("known".into(), known.as_bytes().to_vec()));
+    let matches: Vec<_> = verdict
+        .matches
+        .iter()
+        .filter(|m| m.suppressed_by.is_none())
+        .map(|m| {
+            serde_json::json!({"list": m.list, "entry_id": m.entry_id, "kind": m.kind.name(), "distance": m.distance})
+        })
+        .collect();
+    out.push(("matches".into(), serde_json::to_vec(&matches).expect("JSON values serialise")));
+    if let Some(error) = signals.errors.first() {
+        out.push(("error".into(), error.to_string().into_bytes()));
+    }
+    Outcome { key: report_id, fields: out }
+}

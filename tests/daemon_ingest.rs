@@ -1,0 +1,241 @@
+//! Hotline ingest through the real `hashsieved` and a real `redis-server`: reports pushed to
+//! the reports stream come out of the hashed stream once each, with digests that `md5sum`
+//! agrees with and the lists' matches; reported URLs are fetched (a local origin allowed by
+//! the test's policy) and hostile ones refused; and when a daemon is killed with SIGKILL in
+//! the middle of its reports, another daemon of the group takes them over: every report gets
+//! exactly one result.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hashsieve_core::hashes::HashKind;
+use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::{IndexBuilder, ListOptions};
+use hashsieve_core::store::IndexDir;
+use redis::Value;
+
+mod daemon_support;
+use daemon_support::{Hashsieved, RedisServer, md5sum, sample};
+
+const IMAGES: [&str; 7] = [
+    "labelme-q0291.png",
+    "misc-small.png",
+    "q0122.jpg",
+    "q1050.jpg",
+    "shrink-a-lot.jpg",
+    "square-256x256.jpg",
+    "wee.jpg",
+];
+
+/// An index directory whose list `hot` holds the MD5s of the demo MD5 list.
+fn index(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("index");
+    let mut builder = IndexBuilder::new();
+    let hot = builder.add_list(ListOptions::new("hot")).unwrap();
+    let demo = std::fs::read_to_string(sample("../demo-md5.txt")).unwrap();
+    for line in demo.lines().filter(|line| !line.starts_with('#') && !line.trim().is_empty()) {
+        let md5 = line.split_whitespace().next().unwrap();
+        builder.add(hot, &ImportedEntry::new(HashKind::Md5, hex::decode(md5).unwrap())).unwrap();
+    }
+    IndexDir::create(&path, &builder).unwrap();
+    path
+}
+
+/// Starts a daemon consuming `redis` as `consumer`, with a short take-over time.
+fn daemon(dir: &Path, index: &Path, redis: &str, consumer: &str, workers: usize) -> Hashsieved {
+    let config = dir.join(format!("{consumer}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "index = {index:?}\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\nredis_url = \"{redis}\"\n\
+             consumer = \"{consumer}\"\nworkers = {workers}\nbatch = 4\nblock_ms = 100\nclaim_idle_ms = 1000\n\
+             [ingest.fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n"
+        ),
+    )
+    .unwrap();
+    Hashsieved::start(&config, 1)
+}
+
+fn push(connection: &mut redis::Connection, fields: &[(&str, &[u8])]) {
+    let mut command = redis::cmd("XADD");
+    command.arg("hashsieve:reports").arg("*");
+    for (name, value) in fields {
+        command.arg(*name).arg(*value);
+    }
+    let _: String = command.query(connection).unwrap();
+}
+
+/// Every hashed entry: report id → the entries published for it (field → text).
+fn hashed(connection: &mut redis::Connection) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
+    let reply: Value =
+        redis::cmd("XRANGE").arg("hashsieve:hashed").arg("-").arg("+").query(connection).unwrap();
+    let Value::Array(entries) = reply else { panic!("XRANGE gives an array") };
+    let mut out: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    for entry in entries {
+        let Value::Array(pair) = entry else { panic!() };
+        let Value::Array(fields) = &pair[1] else { panic!() };
+        let text = |value: &Value| match value {
+            Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            other => panic!("{other:?}"),
+        };
+        let map: BTreeMap<String, String> =
+            fields.chunks(2).map(|pair| (text(&pair[0]), text(&pair[1]))).collect();
+        out.entry(map["report_id"].clone()).or_default().push(map);
+    }
+    out
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A one-route origin serving `body` as a JPEG at any path.
+fn origin(body: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let mut stream = stream;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    address
+}
+
+#[test]
+fn reports_are_fetched_or_taken_hashed_matched_and_published_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let index = index(temp.path());
+    let redis_server = RedisServer::start();
+    let client = redis::Client::open(redis_server.url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let listed: Vec<String> =
+        std::fs::read_to_string(sample("../demo-md5.txt")).unwrap().lines().map(str::to_string).collect();
+
+    for name in IMAGES {
+        let content = std::fs::read(sample(name)).unwrap();
+        push(
+            &mut connection,
+            &[("report_id", name.as_bytes()), ("content", &content), ("source", b"web form")],
+        );
+    }
+    // A reporter's retry: the same report again.
+    push(
+        &mut connection,
+        &[("report_id", b"wee.jpg"), ("content", &std::fs::read(sample("wee.jpg")).unwrap())],
+    );
+    let site = origin(std::fs::read(sample("q0122.jpg")).unwrap());
+    push(
+        &mut connection,
+        &[("report_id", b"by-url"), ("url", format!("http://{site}/reported.jpg").as_bytes())],
+    );
+    push(
+        &mut connection,
+        &[("report_id", b"metadata"), ("url", b"http://169.254.169.254/latest/meta-data/")],
+    );
+    push(&mut connection, &[("report_id", b"decimal-loopback"), ("url", b"http://2130706433:6379/")]);
+    push(&mut connection, &[("content", b"no id")]);
+    push(&mut connection, &[("report_id", b"empty")]);
+
+    let _daemon = daemon(temp.path(), &index, &redis_server.url, "a", 2);
+    wait_for("every report hashed", Duration::from_secs(30), || hashed(&mut connection).len() == 12);
+    std::thread::sleep(Duration::from_millis(300));
+    let results = hashed(&mut connection);
+    assert!(results.values().all(|entries| entries.len() == 1), "one result per report: {results:?}");
+    let one = |id: &str| results[id][0].clone();
+    for name in IMAGES {
+        let entry = one(name);
+        let md5 = md5sum(&sample(name));
+        assert_eq!(entry["md5"], md5, "{name}");
+        assert_eq!(entry["pdq"].len(), 64, "{name} has a PDQ hash");
+        assert_eq!(entry["sha256"].len(), 64);
+        let expected = if listed.iter().any(|line| line.starts_with(&md5)) { "known" } else { "unknown" };
+        assert_eq!(entry["known"], expected, "{name}");
+        if expected == "known" {
+            assert!(entry["matches"].contains("\"list\":\"hot\""), "{entry:?}");
+        }
+        assert!(!entry.contains_key("content"), "content is never published");
+    }
+    assert_eq!(one("wee.jpg")["source"], "web form");
+    let by_url = one("by-url");
+    assert_eq!(by_url["md5"], md5sum(&sample("q0122.jpg")));
+    assert_eq!(by_url["known"], "known");
+    assert_eq!(by_url["final_url"], format!("http://{site}/reported.jpg"));
+    for refused in ["metadata", "decimal-loopback"] {
+        let entry = one(refused);
+        assert!(entry["error"].starts_with("fetch: "), "{entry:?}");
+        assert!(!entry.contains_key("md5"));
+    }
+    assert!(one("empty")["error"].contains("neither url nor content"));
+    let anonymous: Vec<_> = results.keys().filter(|id| id.starts_with("entry ")).collect();
+    assert_eq!(anonymous.len(), 1, "the report without an id is answered under its entry id");
+}
+
+#[test]
+fn a_daemon_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let index = index(temp.path());
+    let redis_server = RedisServer::start();
+    let client = redis::Client::open(redis_server.url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    // 300 reports: the sample images, each made distinct by a trailing byte (still decodable).
+    let images: Vec<Vec<u8>> = IMAGES.iter().map(|name| std::fs::read(sample(name)).unwrap()).collect();
+    let mut expected = BTreeMap::new();
+    for i in 0..300 {
+        let mut content = images[i % images.len()].clone();
+        content.extend_from_slice(format!("{i}").as_bytes());
+        let id = format!("r-{i:03}");
+        expected.insert(id.clone(), hashsieve_core::digest::digest_bytes(&content, "md5".parse().unwrap()));
+        push(&mut connection, &[("report_id", id.as_bytes()), ("content", &content)]);
+    }
+
+    let mut first = daemon(temp.path(), &index, &redis_server.url, "first", 2);
+    wait_for("the first daemon to be under way", Duration::from_secs(30), || {
+        hashed(&mut connection).len() >= 20
+    });
+    first.child.kill().unwrap(); // SIGKILL, in the middle of its reports
+    first.child.wait().unwrap();
+    let done_by_first = hashed(&mut connection).len();
+    assert!(done_by_first < 300, "killed before the end ({done_by_first} done)");
+    let pending: Value = redis::cmd("XPENDING")
+        .arg("hashsieve:reports")
+        .arg("hashsieve-hashing")
+        .query(&mut connection)
+        .unwrap();
+    let Value::Array(summary) = pending else { panic!() };
+    assert!(summary[0] != Value::Int(0), "it died holding reports: {summary:?}");
+
+    let _second = daemon(temp.path(), &index, &redis_server.url, "second", 2);
+    wait_for("every report hashed", Duration::from_secs(60), || hashed(&mut connection).len() == 300);
+    std::thread::sleep(Duration::from_millis(500));
+    let results = hashed(&mut connection);
+    assert_eq!(results.len(), 300, "no report lost");
+    for (id, entries) in &results {
+        assert_eq!(entries.len(), 1, "{id}: exactly one result");
+        assert_eq!(entries[0]["md5"], hex::encode(expected[id].md5.unwrap()), "{id}");
+    }
+    let pending: Value = redis::cmd("XPENDING")
+        .arg("hashsieve:reports")
+        .arg("hashsieve-hashing")
+        .query(&mut connection)
+        .unwrap();
+    let Value::Array(summary) = pending else { panic!() };
+    assert_eq!(summary[0], Value::Int(0), "nothing left pending");
+}
