@@ -165,6 +165,8 @@ fn reports_are_fetched_or_taken_hashed_matched_and_published_once() {
         let md5 = md5sum(&sample(name));
         assert_eq!(entry["md5"], md5, "{name}");
         assert_eq!(entry["pdq"].len(), 64, "{name} has a PDQ hash");
+        let variants: Vec<&str> = entry["pdq_dihedral"].split(',').collect();
+        assert_eq!((variants.len(), variants[0]), (8, entry["pdq"].as_str()), "{name}: the original first");
         assert_eq!(entry["sha256"].len(), 64);
         let expected = if listed.iter().any(|line| line.starts_with(&md5)) { "known" } else { "unknown" };
         assert_eq!(entry["known"], expected, "{name}");

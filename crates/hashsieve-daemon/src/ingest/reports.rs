@@ -9,7 +9,8 @@
 //! owner.
 //!
 //! Fields of a hashed entry: `report_id`, `source`, `url`, `final_url` (after redirects),
-//! `size`, `md5`, `sha1`, `sha256`, `blake3`, `pdq`, `pdq_quality` (hex and decimal),
+//! `size`, `md5`, `sha1`, `sha256`, `blake3`, `pdq`, `pdq_quality`, `pdq_dihedral` (the eight
+//! rotations and mirror images, comma-separated; hex and decimal),
 //! `known` (`known`, `near_known` or `unknown`), `matches` (JSON: list, entry id, kind,
 //! distance of each match that counts), and `error` when the report could not be hashed
 //! (missing fields, a refused or failed fetch, a body that is not an image — digests are then
@@ -136,6 +137,10 @@ fn hashed(
     if let Some(pdq) = signals.pdq {
         out.push(("pdq".into(), hex::encode(pdq.hash.0).into_bytes()));
         out.push(("pdq_quality".into(), pdq.quality.to_string().into_bytes()));
+        if let Some(variants) = pdq.dihedral {
+            let variants: Vec<String> = variants.iter().map(|hash| hex::encode(hash.0)).collect();
+            out.push(("pdq_dihedral".into(), variants.join(",").into_bytes()));
+        }
     }
     let known = match verdict.outcome {
         MatchOutcome::Known => "known",
