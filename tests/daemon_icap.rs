@@ -22,18 +22,7 @@ use hashsieve_core::matcher::Matcher;
 use hashsieve_core::store::{DirOptions, IndexDir};
 
 mod daemon_support;
-use daemon_support::{Hashsieved, md5sum, sample};
-
-/// The sample images served by the origin.
-const IMAGES: [&str; 7] = [
-    "labelme-q0291.png",
-    "misc-small.png",
-    "q0122.jpg",
-    "q1050.jpg",
-    "shrink-a-lot.jpg",
-    "square-256x256.jpg",
-    "wee.jpg",
-];
+use daemon_support::{Hashsieved, SAMPLE_IMAGES as IMAGES, md5sum, sample};
 
 /// The demo PDQ list's entries, as (id, hash) — made with Meta's reference implementation.
 fn demo_pdq() -> Vec<(String, String)> {

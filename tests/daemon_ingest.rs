@@ -18,17 +18,7 @@ use hashsieve_core::store::IndexDir;
 use redis::Value;
 
 mod daemon_support;
-use daemon_support::{Hashsieved, RedisServer, md5sum, sample};
-
-const IMAGES: [&str; 7] = [
-    "labelme-q0291.png",
-    "misc-small.png",
-    "q0122.jpg",
-    "q1050.jpg",
-    "shrink-a-lot.jpg",
-    "square-256x256.jpg",
-    "wee.jpg",
-];
+use daemon_support::{Hashsieved, RedisServer, SAMPLE_IMAGES as IMAGES, md5sum, sample};
 
 /// An index directory whose list `hot` holds the MD5s of the demo MD5 list.
 fn index(dir: &Path) -> std::path::PathBuf {
@@ -86,6 +76,15 @@ fn hashed(connection: &mut redis::Connection) -> BTreeMap<String, Vec<BTreeMap<S
         out.entry(map["report_id"].clone()).or_default().push(map);
     }
     out
+}
+
+/// Reports delivered to a daemon and not acknowledged.
+fn pending(connection: &mut redis::Connection) -> i64 {
+    let reply: Value =
+        redis::cmd("XPENDING").arg("hashsieve:reports").arg("hashsieve-hashing").query(connection).unwrap();
+    let Value::Array(summary) = reply else { panic!("XPENDING gives an array") };
+    let Value::Int(count) = summary[0] else { panic!("a count first") };
+    count
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
@@ -216,13 +215,7 @@ fn a_daemon_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     first.child.wait().unwrap();
     let done_by_first = hashed(&mut connection).len();
     assert!(done_by_first < 300, "killed before the end ({done_by_first} done)");
-    let pending: Value = redis::cmd("XPENDING")
-        .arg("hashsieve:reports")
-        .arg("hashsieve-hashing")
-        .query(&mut connection)
-        .unwrap();
-    let Value::Array(summary) = pending else { panic!() };
-    assert!(summary[0] != Value::Int(0), "it died holding reports: {summary:?}");
+    assert!(pending(&mut connection) > 0, "it died holding reports");
 
     let _second = daemon(temp.path(), &index, &redis_server.url, "second", 2);
     wait_for("every report hashed", Duration::from_secs(60), || hashed(&mut connection).len() == 300);
@@ -233,11 +226,5 @@ fn a_daemon_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
         assert_eq!(entries.len(), 1, "{id}: exactly one result");
         assert_eq!(entries[0]["md5"], hex::encode(expected[id].md5.unwrap()), "{id}");
     }
-    let pending: Value = redis::cmd("XPENDING")
-        .arg("hashsieve:reports")
-        .arg("hashsieve-hashing")
-        .query(&mut connection)
-        .unwrap();
-    let Value::Array(summary) = pending else { panic!() };
-    assert_eq!(summary[0], Value::Int(0), "nothing left pending");
+    assert_eq!(pending(&mut connection), 0, "nothing left pending");
 }

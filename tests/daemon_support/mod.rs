@@ -10,6 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The sample images, by name.
+pub const SAMPLE_IMAGES: [&str; 7] = [
+    "labelme-q0291.png",
+    "misc-small.png",
+    "q0122.jpg",
+    "q1050.jpg",
+    "shrink-a-lot.jpg",
+    "square-256x256.jpg",
+    "wee.jpg",
+];
+
 pub fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/images").join(name)
 }
