@@ -1,0 +1,98 @@
+//! Criterion benchmark of triage classification: `Triage::classify` of a report (its eight PDQ
+//! dihedral variants and its digests) against a store of assessed items with random PDQ hashes,
+//! built before timing starts. Two queries: a near-duplicate of an assessed item (12 bits off,
+//! inherits its verdict) and unrelated content (new).
+//!
+//! The store size is `HASHSIEVE_BENCH_ITEMS` (default 100,000). The store is written to
+//! /dev/shm when it exists, so that building it is not bound by fsync:
+//! `cargo bench -p hashsieve-benches --bench triage`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hashsieve_core::digest::{DigestSet, digest_bytes};
+use hashsieve_core::matcher::{Outcome as ListOutcome, Verdict as ListVerdict};
+use hashsieve_core::pdq::PdqHash;
+use hashsieve_core::signals::{PdqSignal, Signals};
+use hashsieve_triage::model::{Classification, Outcome, Report, VerdictKind};
+use hashsieve_triage::{Triage, TriageOptions};
+
+fn items() -> u64 {
+    std::env::var("HASHSIEVE_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
+}
+
+/// Deterministic pseudo-random 256-bit hash (xorshift64*).
+fn random_hash(state: &mut u64) -> PdqHash {
+    let mut out = [0u8; 32];
+    for byte in &mut out {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
+    }
+    PdqHash(out)
+}
+
+/// Content `n` with PDQ hash `hash` and seven unrelated hashes as its other dihedral variants.
+fn signals(n: u64, hash: PdqHash, state: &mut u64) -> Signals {
+    let mut dihedral = [hash; 8];
+    for variant in &mut dihedral[1..] {
+        *variant = random_hash(state);
+    }
+    Signals {
+        size: 16,
+        digests: digest_bytes(format!("content {n}").as_bytes(), DigestSet::ALL),
+        pdq: Some(PdqSignal { hash, quality: 100, dihedral: Some(dihedral) }),
+        ..Signals::default()
+    }
+}
+
+fn unknown() -> ListVerdict {
+    ListVerdict {
+        outcome: ListOutcome::Unknown,
+        matches: Vec::new(),
+        pdq_quality: None,
+        weak_pdq: false,
+        errors: Vec::new(),
+    }
+}
+
+fn classify(c: &mut Criterion) {
+    let n = items();
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("temp dir");
+    let mut triage = Triage::open(&dir.path().join("triage.redb"), TriageOptions::default()).expect("store");
+    let mut state = 7;
+    let mut hashes = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let hash = random_hash(&mut state);
+        let report = Report { id: format!("r-{i}"), source: "bench".into(), reported_ms: i };
+        let outcome = triage.submit(&report, &signals(i, hash, &mut state), &unknown()).expect("submit");
+        let Outcome::New { group, .. } = outcome else { panic!("random hashes are far apart: {outcome:?}") };
+        triage.assess_group(group, VerdictKind::Legal, "bench", None).expect("assess");
+        hashes.push(hash);
+    }
+    eprintln!("{n} assessed items written in {:.1?}", started.elapsed());
+
+    let mut near = hashes[hashes.len() / 2];
+    for bit in 0..12 {
+        near.0[(bit * 13) % 32] ^= 1 << (bit % 8);
+    }
+    let near = signals(n + 1, near, &mut state);
+    let far = signals(n + 2, random_hash(&mut state), &mut state);
+    let listed = unknown();
+    assert!(matches!(triage.classify(&near, &listed).unwrap(), Classification::PreviouslyAssessed { .. }));
+    assert_eq!(triage.classify(&far, &listed).unwrap(), Classification::New);
+
+    let mut group = c.benchmark_group(format!("triage classify, {n} assessed items"));
+    group.sample_size(50);
+    group.bench_function("near-duplicate of an assessed item", |b| {
+        b.iter(|| triage.classify(black_box(&near), &listed).unwrap())
+    });
+    group.bench_function("new content", |b| b.iter(|| triage.classify(black_box(&far), &listed).unwrap()));
+    group.finish();
+}
+
+criterion_group!(benches, classify);
+criterion_main!(benches);

@@ -1,0 +1,237 @@
+//! The tables of the redb database and the records in them.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | `format` version, the next item, group and event numbers, verdict sequence |
+//! | `reports` | report id | [`ReportRecord`] as JSON |
+//! | `items` | item id | [`Item`] as JSON |
+//! | `item_reports` | (item id, report id) | – : every report of an item |
+//! | `digests` | digest kind code ‖ digest | item id: exact lookup |
+//! | `groups` | group id | [`Group`] as JSON |
+//! | `pending_groups` | group id | – : the review queue |
+//! | `events` | (item id, event number) | [`Event`] as JSON |
+//! | `verdict_log` | verdict sequence | item id: every verdict given, for export |
+//! | `export_cursors` | list | the verdict sequence exported up to |
+//! | `exported` | (list, item id) | the category the item was exported with |
+
+use std::fmt::Display;
+
+use hashsieve_core::digest::{DigestKind, Digests};
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Failure, TriageError};
+use crate::model::{Event, EventKind, Group, GroupId, Item, ItemId, ReportRecord};
+
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports");
+pub(crate) const ITEMS: TableDefinition<u64, &[u8]> = TableDefinition::new("items");
+pub(crate) const ITEM_REPORTS: TableDefinition<(u64, &str), ()> = TableDefinition::new("item_reports");
+pub(crate) const DIGESTS: TableDefinition<&[u8], u64> = TableDefinition::new("digests");
+pub(crate) const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
+pub(crate) const PENDING_GROUPS: TableDefinition<u64, ()> = TableDefinition::new("pending_groups");
+pub(crate) const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("events");
+pub(crate) const VERDICT_LOG: TableDefinition<u64, u64> = TableDefinition::new("verdict_log");
+pub(crate) const EXPORT_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("export_cursors");
+pub(crate) const EXPORTED: TableDefinition<(&str, u64), &str> = TableDefinition::new("exported");
+
+pub(crate) const FORMAT_KEY: &str = "format";
+const NEXT_ITEM: &str = "next_item";
+const NEXT_GROUP: &str = "next_group";
+const NEXT_EVENT: &str = "next_event";
+const NEXT_VERDICT: &str = "next_verdict";
+
+/// Every table, opened in one write transaction.
+pub(crate) struct Tables<'t> {
+    pub(crate) meta: Table<'t, &'static str, u64>,
+    pub(crate) reports: Table<'t, &'static str, &'static [u8]>,
+    pub(crate) items: Table<'t, u64, &'static [u8]>,
+    pub(crate) item_reports: Table<'t, (u64, &'static str), ()>,
+    pub(crate) digests: Table<'t, &'static [u8], u64>,
+    pub(crate) groups: Table<'t, u64, &'static [u8]>,
+    pub(crate) pending_groups: Table<'t, u64, ()>,
+    pub(crate) events: Table<'t, (u64, u64), &'static [u8]>,
+    pub(crate) verdict_log: Table<'t, u64, u64>,
+    pub(crate) export_cursors: Table<'t, &'static str, u64>,
+    pub(crate) exported: Table<'t, (&'static str, u64), &'static str>,
+}
+
+impl<'t> Tables<'t> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, Failure> {
+        Ok(Tables {
+            meta: txn.open_table(META)?,
+            reports: txn.open_table(REPORTS)?,
+            items: txn.open_table(ITEMS)?,
+            item_reports: txn.open_table(ITEM_REPORTS)?,
+            digests: txn.open_table(DIGESTS)?,
+            groups: txn.open_table(GROUPS)?,
+            pending_groups: txn.open_table(PENDING_GROUPS)?,
+            events: txn.open_table(EVENTS)?,
+            verdict_log: txn.open_table(VERDICT_LOG)?,
+            export_cursors: txn.open_table(EXPORT_CURSORS)?,
+            exported: txn.open_table(EXPORTED)?,
+        })
+    }
+
+    fn next(&mut self, counter: &'static str) -> Result<u64, Failure> {
+        let next = self.meta.get(counter)?.map_or(1, |guard| guard.value());
+        self.meta.insert(counter, next + 1)?;
+        Ok(next)
+    }
+
+    pub(crate) fn new_item_id(&mut self) -> Result<ItemId, Failure> {
+        Ok(ItemId(self.next(NEXT_ITEM)?))
+    }
+
+    pub(crate) fn new_group_id(&mut self) -> Result<GroupId, Failure> {
+        Ok(GroupId(self.next(NEXT_GROUP)?))
+    }
+
+    pub(crate) fn put_item(&mut self, item: &Item) -> Result<(), Failure> {
+        self.items.insert(item.id.0, encode(item).as_slice())?;
+        Ok(())
+    }
+
+    pub(crate) fn put_group(&mut self, group: &Group) -> Result<(), Failure> {
+        self.groups.insert(group.id.0, encode(group).as_slice())?;
+        Ok(())
+    }
+
+    pub(crate) fn put_report(&mut self, report: &ReportRecord) -> Result<(), Failure> {
+        self.reports.insert(report.id.as_str(), encode(report).as_slice())?;
+        Ok(())
+    }
+
+    /// Records that `item` has these digests, unless another item already has one of them (a
+    /// collision in a weak digest: the first item keeps it).
+    pub(crate) fn put_digests(&mut self, item: ItemId, digests: &Digests) -> Result<(), Failure> {
+        for (kind, value) in digests.iter() {
+            let key = digest_key(kind, value);
+            if self.digests.get(key.as_slice())?.is_none() {
+                self.digests.insert(key.as_slice(), item.0)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add_report(&mut self, item: ItemId, report: &str) -> Result<(), Failure> {
+        self.item_reports.insert((item.0, report), ())?;
+        Ok(())
+    }
+
+    pub(crate) fn add_event(&mut self, item: ItemId, at_ms: u64, what: EventKind) -> Result<(), Failure> {
+        let seq = self.next(NEXT_EVENT)?;
+        let event = Event { at_ms, item: Some(item), what };
+        self.events.insert((item.0, seq), encode(&event).as_slice())?;
+        Ok(())
+    }
+
+    /// Notes that `item`'s verdict changed, for the next export.
+    pub(crate) fn log_verdict(&mut self, item: ItemId) -> Result<(), Failure> {
+        let seq = self.next(NEXT_VERDICT)?;
+        self.verdict_log.insert(seq, item.0)?;
+        Ok(())
+    }
+}
+
+pub(crate) fn digest_code(kind: DigestKind) -> u8 {
+    match kind {
+        DigestKind::Md5 => 1,
+        DigestKind::Sha1 => 2,
+        DigestKind::Sha256 => 3,
+        DigestKind::Blake3 => 4,
+    }
+}
+
+pub(crate) fn digest_key(kind: DigestKind, value: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + value.len());
+    key.push(digest_code(kind));
+    key.extend_from_slice(value);
+    key
+}
+
+/// Whether two digest sets name the same bytes: they share a kind, and agree on every kind
+/// both have.
+pub(crate) fn same_content(a: &Digests, b: &Digests) -> bool {
+    let mut shared = false;
+    for (kind, value) in a.iter() {
+        if let Some(other) = b.get(kind) {
+            if other != value {
+                return false;
+            }
+            shared = true;
+        }
+    }
+    shared
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // The records are structs, enums, strings and numbers, with string map keys: always JSON.
+    serde_json::to_vec(value).expect("records serialise to JSON")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    key: impl Display,
+) -> Result<T, TriageError> {
+    serde_json::from_slice(bytes).map_err(|source| TriageError::Corrupt {
+        what,
+        key: key.to_string(),
+        source,
+    })
+}
+
+pub(crate) fn get_item(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    id: ItemId,
+) -> Result<Option<Item>, Failure> {
+    match table.get(id.0)? {
+        Some(guard) => Ok(Some(decode(guard.value(), "item", id.0)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn item(table: &impl ReadableTable<u64, &'static [u8]>, id: ItemId) -> Result<Item, Failure> {
+    get_item(table, id)?.ok_or(Failure::Triage(TriageError::UnknownItem(id)))
+}
+
+pub(crate) fn group(table: &impl ReadableTable<u64, &'static [u8]>, id: GroupId) -> Result<Group, Failure> {
+    match table.get(id.0)? {
+        Some(guard) => Ok(decode(guard.value(), "group", id.0)?),
+        None => Err(TriageError::UnknownGroup(id).into()),
+    }
+}
+
+pub(crate) fn report(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<ReportRecord>, Failure> {
+    match table.get(id)? {
+        Some(guard) => Ok(Some(decode(guard.value(), "report", format!("{id:?}"))?)),
+        None => Ok(None),
+    }
+}
+
+/// The item with the same bytes as `digests`, if there is one.
+pub(crate) fn item_by_digests(
+    digests_table: &impl ReadableTable<&'static [u8], u64>,
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    digests: &Digests,
+) -> Result<Option<Item>, Failure> {
+    // Strongest first: a weak digest finds an item only if no strong one contradicts it.
+    for kind in [DigestKind::Blake3, DigestKind::Sha256, DigestKind::Sha1, DigestKind::Md5] {
+        let Some(value) = digests.get(kind) else { continue };
+        let Some(id) = digests_table.get(digest_key(kind, value).as_slice())?.map(|guard| guard.value())
+        else {
+            continue;
+        };
+        let found = get_item(items, ItemId(id))?
+            .ok_or_else(|| TriageError::Missing { what: "item", key: id.to_string() })?;
+        if same_content(&found.digests, digests) {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}

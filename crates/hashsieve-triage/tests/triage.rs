@@ -1,0 +1,563 @@
+//! Triage of reports with benign pictures and edited copies of them, synthetic hashes for the
+//! edge cases, and a real core matcher for the hash-list side.
+
+mod support;
+
+use hashsieve_core::matcher::Outcome as ListOutcome;
+use hashsieve_core::pdq::PdqHash;
+use hashsieve_core::signals::Signals;
+use hashsieve_triage::model::{
+    Basis, Classification, EventKind, GroupId, GroupState, Grouping, HistoryOf, ItemId, ItemState, MatchedBy,
+    Outcome, VerdictKind,
+};
+use hashsieve_triage::{Triage, TriageError, TriageOptions};
+use support::*;
+
+fn illegal(category: &str) -> VerdictKind {
+    VerdictKind::Illegal { category: category.to_string() }
+}
+
+fn new_item(outcome: &Outcome) -> (ItemId, GroupId) {
+    match outcome {
+        Outcome::New { item, group } => (*item, *group),
+        other => panic!("expected a new item, got {other:?}"),
+    }
+}
+
+/// An expected outcome, from the oracle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    Inherits { from: ItemId, distance: u32 },
+    Joins(GroupId),
+    Starts,
+}
+
+/// The nearest of `candidates` within 31 of `query` by the oracle, ties to the earliest item.
+fn nearest<'a>(
+    query: &Signals,
+    candidates: impl Iterator<Item = (&'a Signals, ItemId)>,
+) -> Option<(u32, ItemId)> {
+    candidates.map(|(stored, item)| (pdq_distance(query, stored), item)).filter(|&(d, _)| d <= 31).min()
+}
+
+/// Every picture's edited copies, and Meta's modified bridge pictures, each with a name.
+fn copies() -> Vec<(usize, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (n, name) in PICTURES.iter().enumerate() {
+        for (edit, bytes) in edits(&picture(name)) {
+            out.push((n, format!("{name}, {edit}"), bytes));
+        }
+        if *name == BRIDGE {
+            out.extend(BRIDGE_MODS.iter().map(|m| (n, m.to_string(), picture(m))));
+        }
+    }
+    out
+}
+
+/// The point of the crate: after one look at a picture, its re-posted copies need none. Each
+/// outcome is checked against a brute-force oracle over core's PDQ hashes: a copy inherits from
+/// the nearest assessed original within 31 bits, else joins the nearest pending copy's group,
+/// else starts a group.
+#[test]
+fn edited_copies_inherit_the_verdict_of_the_assessed_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let originals: Vec<Signals> = PICTURES.iter().map(|name| signals(&picture(name))).collect();
+    let mut items = Vec::new();
+    for (n, original) in originals.iter().enumerate() {
+        // Different pictures are not near each other.
+        assert_eq!(nearest(original, originals[..n].iter().zip(items.iter().copied())), None);
+        let (item, group) = new_item(&submit(&mut triage, &matcher, &format!("orig-{n}"), original).unwrap());
+        triage.assess_group(group, illegal("B"), "analyst-1", Some("looked once")).unwrap();
+        items.push(item);
+    }
+    let mut pending: Vec<(Signals, ItemId, GroupId)> = Vec::new();
+    let mut inherited = Vec::new();
+    for (n, name, bytes) in copies() {
+        let copy = signals(&bytes);
+        let expected = match nearest(&copy, originals.iter().zip(items.iter().copied())) {
+            Some((distance, from)) => Expected::Inherits { from, distance },
+            None => match nearest(&copy, pending.iter().map(|(s, item, _)| (s, *item))) {
+                Some((_, item)) => Expected::Joins(pending.iter().find(|p| p.1 == item).unwrap().2),
+                None => Expected::Starts,
+            },
+        };
+        let outcome = submit(&mut triage, &matcher, &name, &copy).unwrap();
+        eprintln!("{name:70} nearest original at {:3}: {expected:?}", pdq_distance(&copy, &originals[n]));
+        match (expected, outcome) {
+            (
+                Expected::Inherits { from, distance },
+                Outcome::PreviouslyAssessed { item, recorded, verdict, distance: d, how: MatchedBy::Pdq },
+            ) if item == from && d == distance => {
+                assert_eq!(from, items[n], "{name}: inherited from another picture");
+                assert_eq!(verdict.kind, illegal("B"));
+                let inherited_verdict = triage.item(recorded).unwrap().verdict().unwrap().clone();
+                assert_eq!(inherited_verdict.basis, Basis::Inherited { from, distance, how: MatchedBy::Pdq });
+                assert_eq!(inherited_verdict.analyst, "analyst-1");
+                inherited.push(name);
+            }
+            (Expected::Joins(group), Outcome::New { group: joined, .. }) if joined == group => {}
+            (Expected::Starts, Outcome::New { item, group }) => {
+                assert!(pending.iter().all(|p| p.2 != group));
+                pending.push((copy, item, group));
+            }
+            (expected, outcome) => panic!("{name}: expected {expected:?}, got {outcome:?}"),
+        }
+    }
+    // The robust picture's copies, mirrored and rotated ones included, and Meta's bridge
+    // modifications all inherit; so do most others (PDQ does not survive every crop).
+    for edit in ["half size", "jpeg quality 40", "2% cropped", "mirrored", "rotated 90°", "brighter"] {
+        assert!(inherited.contains(&format!("{ROBUST}, {edit}")), "{edit}: {inherited:?}");
+    }
+    assert!(BRIDGE_MODS.iter().all(|m| inherited.contains(&m.to_string())), "{inherited:?}");
+    assert!(inherited.len() * 4 >= copies().len() * 3, "{} of {}", inherited.len(), copies().len());
+}
+
+/// Before any assessment, copies join the group of the nearest pending item (original or
+/// copy) within 31 bits, as a brute-force model of the queue says.
+#[test]
+fn edited_copies_join_the_group_of_their_pending_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let mut model: Vec<(Signals, ItemId, GroupId)> = Vec::new();
+    let mut submissions: Vec<(String, Vec<u8>)> =
+        PICTURES.iter().map(|name| (name.to_string(), picture(name))).collect();
+    submissions.extend(copies().into_iter().map(|(_, name, bytes)| (name, bytes)));
+    for (name, bytes) in submissions {
+        let signals = signals(&bytes);
+        let expected = nearest(&signals, model.iter().map(|(s, item, _)| (s, *item)))
+            .map(|(distance, near)| (model.iter().find(|m| m.1 == near).unwrap().2, near, distance));
+        let (item, group) = new_item(&submit(&mut triage, &matcher, &name, &signals).unwrap());
+        match expected {
+            Some((expected, near, distance)) => {
+                assert_eq!(group, expected, "{name}");
+                let history = triage.history(HistoryOf::Item(item)).unwrap();
+                let why = Grouping::NearMember { member: near, distance };
+                assert!(
+                    history.iter().any(|e| e.what == EventKind::Grouped { group, why }),
+                    "{name}: {history:?}"
+                );
+            }
+            None => assert!(model.iter().all(|m| m.2 != group), "{name}: joined {group}"),
+        }
+        model.push((signals, item, group));
+    }
+    let mut groups: Vec<GroupId> = model.iter().map(|m| m.2).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let page = triage.pending_groups(100, None).unwrap();
+    assert_eq!(page.groups.iter().map(|g| g.group).collect::<Vec<_>>(), groups);
+    for summary in &page.groups {
+        assert_eq!(summary.members, model.iter().filter(|m| m.2 == summary.group).count());
+        assert_eq!(summary.oldest_report_ms, 1_000);
+    }
+    // One look per picture: assessing a group settles all its members.
+    let robust = model[PICTURES.iter().position(|&p| p == ROBUST).unwrap()].2;
+    let settled = triage.assess_group(robust, VerdictKind::Legal, "analyst-2", None).unwrap();
+    let members: Vec<ItemId> = model.iter().filter(|m| m.2 == robust).map(|m| m.1).collect();
+    assert_eq!(settled, members);
+    assert!(settled.len() > edits(&picture(ROBUST)).len(), "every copy joined");
+    for item in settled {
+        let item = triage.item(item).unwrap();
+        assert_eq!(item.state, ItemState::Assessed);
+        assert!(matches!(item.verdict().unwrap().basis, Basis::Group { group, .. } if group == robust));
+    }
+}
+
+#[test]
+fn pending_groups_are_paged_with_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    for (n, name) in PICTURES.iter().enumerate() {
+        submit(&mut triage, &matcher, &format!("r{n}"), &signals(&picture(name))).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = triage.pending_groups(4, cursor).unwrap();
+        assert!(page.groups.len() <= 4);
+        seen.extend(page.groups.iter().map(|g| g.group));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), PICTURES.len());
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn a_report_delivered_twice_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let signals = signals(&picture(PICTURES[0]));
+    let first = submit(&mut triage, &matcher, "r-1", &signals).unwrap();
+    let counts = triage.counts().unwrap();
+    let again = submit(&mut triage, &matcher, "r-1", &signals).unwrap();
+    assert_eq!(again, first);
+    assert_eq!(triage.counts().unwrap(), counts);
+    assert_eq!(counts.items, 1);
+    let history = triage.history(HistoryOf::Report("r-1")).unwrap();
+    let submissions = history.iter().filter(|e| matches!(e.what, EventKind::Submitted { .. })).count();
+    assert_eq!(submissions, 1, "{history:?}");
+
+    // Still the first outcome after the item was assessed since.
+    let (_, group) = new_item(&first);
+    triage.assess_group(group, VerdictKind::Unclear, "a", None).unwrap();
+    let counts = triage.counts().unwrap();
+    assert_eq!(submit(&mut triage, &matcher, "r-1", &signals).unwrap(), first);
+
+    // The same id with other content is not a redelivery.
+    let other = support::signals(&picture(PICTURES[1]));
+    assert!(matches!(
+        submit(&mut triage, &matcher, "r-1", &other),
+        Err(TriageError::ReportIdReused { report }) if report == "r-1"
+    ));
+    assert_eq!(triage.counts().unwrap(), counts);
+}
+
+#[test]
+fn the_same_bytes_under_a_new_report_id_attach_to_the_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let signals = signals(&picture(PICTURES[2]));
+    let first = submit(&mut triage, &matcher, "r-1", &signals).unwrap();
+    let second = submit(&mut triage, &matcher, "r-2", &signals).unwrap();
+    assert_eq!(second, first);
+    let (item, group) = new_item(&first);
+    assert_eq!(triage.counts().unwrap().items, 1);
+    assert_eq!(triage.reports_of(item).unwrap(), ["r-1", "r-2"]);
+    assert_eq!(triage.group(group).unwrap().members, [item]);
+
+    // After assessment, the same bytes are previously assessed, at distance 0, by digest.
+    triage.assess_item(item, illegal("A"), "a", None).unwrap();
+    let third = submit(&mut triage, &matcher, "r-3", &signals).unwrap();
+    assert!(matches!(third,
+        Outcome::PreviouslyAssessed { item: i, recorded, distance: 0, how: MatchedBy::ExactDigest, .. }
+            if i == item && recorded == item));
+    assert_eq!(triage.reports_of(item).unwrap(), ["r-1", "r-2", "r-3"]);
+    assert_eq!(triage.counts().unwrap().items, 1);
+}
+
+#[test]
+fn split_then_assess_each_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(ROBUST);
+    let (original, group) = new_item(&submit(&mut triage, &matcher, "orig", &signals(&bytes)).unwrap());
+    let copies: Vec<_> = edits(&bytes)
+        .into_iter()
+        .map(|(edit, bytes)| new_item(&submit(&mut triage, &matcher, edit, &signals(&bytes)).unwrap()).0)
+        .collect();
+    let moving = &copies[..2];
+
+    assert!(matches!(triage.split_group(group, &[]), Err(TriageError::BadSplit { .. })));
+    let everyone: Vec<_> = triage.group(group).unwrap().members;
+    assert!(matches!(triage.split_group(group, &everyone), Err(TriageError::BadSplit { .. })));
+    let stranger = ItemId(999);
+    assert!(matches!(triage.split_group(group, &[stranger]), Err(TriageError::NotInGroup { .. })));
+
+    let split = triage.split_group(group, moving).unwrap();
+    assert_ne!(split, group);
+    assert_eq!(triage.group(split).unwrap().members, moving);
+    assert_eq!(triage.group(split).unwrap().split_from, Some(group));
+    assert!(!triage.group(group).unwrap().members.iter().any(|m| moving.contains(m)));
+    assert_eq!(triage.pending_groups(10, None).unwrap().groups.len(), 2);
+    for &item in moving {
+        assert_eq!(triage.item(item).unwrap().state, ItemState::Pending { group: split });
+        let history = triage.history(HistoryOf::Item(item)).unwrap();
+        assert!(history.iter().any(|e| matches!(e.what,
+            EventKind::Grouped { group: g, why: Grouping::Split { from } } if g == split && from == group)));
+    }
+
+    let assessed = triage.assess_group(group, illegal("C"), "a", None).unwrap();
+    assert!(assessed.contains(&original) && !assessed.iter().any(|m| moving.contains(m)));
+    assert_eq!(triage.group(group).unwrap().state, GroupState::Assessed);
+    assert!(matches!(
+        triage.assess_group(group, VerdictKind::Legal, "a", None),
+        Err(TriageError::GroupNotPending(_))
+    ));
+    assert!(matches!(triage.split_group(group, &[original]), Err(TriageError::GroupNotPending(_))));
+    triage.assess_group(split, VerdictKind::Legal, "b", Some("not the same")).unwrap();
+    assert_eq!(triage.item(moving[0]).unwrap().verdict().unwrap().kind, VerdictKind::Legal);
+    assert_eq!(triage.item(original).unwrap().verdict().unwrap().kind, illegal("C"));
+    assert!(triage.pending_groups(10, None).unwrap().groups.is_empty());
+}
+
+#[test]
+fn assessing_one_item_takes_it_out_of_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(ROBUST);
+    let (original, group) = new_item(&submit(&mut triage, &matcher, "orig", &signals(&bytes)).unwrap());
+    let (copy, _) = new_item(&submit(&mut triage, &matcher, "copy", &signals(&edits(&bytes)[0].1)).unwrap());
+    triage.assess_item(copy, VerdictKind::Legal, "a", None).unwrap();
+    assert_eq!(triage.group(group).unwrap().members, [original]);
+    assert_eq!(triage.pending_groups(10, None).unwrap().groups[0].members, 1);
+    triage.assess_item(original, illegal("A"), "a", None).unwrap();
+    assert_eq!(triage.group(group).unwrap().state, GroupState::Emptied);
+    assert!(triage.pending_groups(10, None).unwrap().groups.is_empty());
+
+    // A correction stands on top; the history keeps both.
+    triage.assess_item(original, VerdictKind::Legal, "qa", Some("second opinion")).unwrap();
+    let item = triage.item(original).unwrap();
+    assert_eq!(item.verdicts.len(), 2);
+    assert_eq!(item.verdict().unwrap().kind, VerdictKind::Legal);
+    let assessed = triage.history(HistoryOf::Item(original)).unwrap();
+    assert_eq!(assessed.iter().filter(|e| matches!(e.what, EventKind::Assessed { .. })).count(), 2);
+}
+
+#[test]
+fn a_new_item_near_two_groups_joins_the_nearest() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let base = PdqHash([0x5a; 32]);
+    let a = flipped(&base, 0..0);
+    let b = flipped(&base, 0..40); // 40 bits from a: separate groups
+    let (_, group_a) = new_item(&submit(&mut triage, &matcher, "a", &synthetic(b"a", a, 90)).unwrap());
+    let (_, group_b) = new_item(&submit(&mut triage, &matcher, "b", &synthetic(b"b", b, 90)).unwrap());
+    assert_ne!(group_a, group_b);
+    // 25 bits from b and 15 from a: both within 31.
+    let between = flipped(&base, 0..15);
+    let (_, joined) = new_item(&submit(&mut triage, &matcher, "c", &synthetic(b"c", between, 90)).unwrap());
+    assert_eq!(joined, group_a);
+    let between = flipped(&base, 0..30); // 30 from a, 15 from c, 10 from b
+    let (_, joined) = new_item(&submit(&mut triage, &matcher, "d", &synthetic(b"d", between, 90)).unwrap());
+    assert_eq!(joined, group_b);
+    // Groups are not merged.
+    assert_eq!(triage.pending_groups(10, None).unwrap().groups.len(), 2);
+}
+
+#[test]
+fn verdicts_are_inherited_from_assessed_items_only_not_along_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let base = PdqHash([0xc3; 32]);
+    let (a, group) = new_item(&submit(&mut triage, &matcher, "a", &synthetic(b"a", base, 90)).unwrap());
+    triage.assess_group(group, illegal("A"), "x", None).unwrap();
+    let b = synthetic(b"b", flipped(&base, 0..20), 90);
+    let Outcome::PreviouslyAssessed { item, recorded, distance: 20, .. } =
+        submit(&mut triage, &matcher, "b", &b).unwrap()
+    else {
+        panic!("b is 20 bits from a")
+    };
+    assert_eq!(item, a);
+    // 20 bits from b, 40 from a: b's inherited verdict is not passed on.
+    let c = synthetic(b"c", flipped(&base, 0..40), 90);
+    assert!(matches!(submit(&mut triage, &matcher, "c", &c).unwrap(), Outcome::New { .. }));
+    // But the same bytes as b have b's verdict.
+    let outcome = submit(&mut triage, &matcher, "b-again", &b).unwrap();
+    assert!(
+        matches!(outcome, Outcome::PreviouslyAssessed { item, how: MatchedBy::ExactDigest, .. } if item == recorded)
+    );
+}
+
+#[test]
+fn weak_pdq_hashes_match_by_digest_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let hash = PdqHash([0x11; 32]);
+    let (item, group) = new_item(&submit(&mut triage, &matcher, "a", &synthetic(b"a", hash, 30)).unwrap());
+    // The same hash, other bytes: weak, so not grouped.
+    let (_, other) = new_item(&submit(&mut triage, &matcher, "b", &synthetic(b"b", hash, 30)).unwrap());
+    assert_ne!(other, group);
+    // A strong query does not match the weak stored hash either.
+    let (_, third) = new_item(&submit(&mut triage, &matcher, "c", &synthetic(b"c", hash, 90)).unwrap());
+    assert!(third != group && third != other);
+    // The same bytes still do.
+    assert_eq!(
+        submit(&mut triage, &matcher, "a2", &synthetic(b"a", hash, 30)).unwrap(),
+        Outcome::New { item, group }
+    );
+}
+
+#[test]
+fn classify_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(PICTURES[3]);
+    let original = signals(&bytes);
+    assert_eq!(triage.classify(&original, &matcher.check_signals(&original)).unwrap(), Classification::New);
+    assert_eq!(triage.counts().unwrap().items, 0);
+    let (item, group) = new_item(&submit(&mut triage, &matcher, "r", &original).unwrap());
+    let copy = signals(&edits(&bytes)[3].1);
+    let classified = triage.classify(&copy, &matcher.check_signals(&copy)).unwrap();
+    assert!(
+        matches!(classified, Classification::Pending { item: i, group: g, how: MatchedBy::Pdq, .. } if i == item && g == group)
+    );
+    assert_eq!(triage.counts().unwrap().items, 1);
+}
+
+#[test]
+fn a_report_without_digests_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let empty = hashsieve_core::signals::Signals::default();
+    assert!(matches!(submit(&mut triage, &matcher, "r", &empty), Err(TriageError::NoDigest { .. })));
+    let signals = Signals::from_bytes(b"not an image", &Triage::signal_options());
+    assert!(matches!(submit(&mut triage, &matcher, "", &signals), Err(TriageError::EmptyReportId)));
+    // Content that is not an image is matched by digest.
+    let (item, _) = new_item(&submit(&mut triage, &matcher, "r", &signals).unwrap());
+    assert_eq!(triage.item(item).unwrap().pdq, None);
+}
+
+/// Export to the hotline's own list; from then on the matcher knows the item, and a correction
+/// withdraws it.
+#[test]
+fn exported_items_are_known_to_the_matcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(ROBUST);
+    let original = signals(&bytes);
+    let (item, group) = new_item(&submit(&mut triage, &matcher, "r-1", &original).unwrap());
+    let legal = signals(&picture(PICTURES[1]));
+    let (_, legal_group) = new_item(&submit(&mut triage, &matcher, "r-2", &legal).unwrap());
+    triage.assess_group(group, illegal("A"), "a", None).unwrap();
+    triage.assess_group(legal_group, VerdictKind::Legal, "a", None).unwrap();
+    // An inherited item is exported too: its own digests go on the list.
+    let copy = signals(&edits(&bytes)[1].1);
+    let Outcome::PreviouslyAssessed { recorded, .. } = submit(&mut triage, &matcher, "r-3", &copy).unwrap()
+    else {
+        panic!("a copy of an assessed picture")
+    };
+
+    let export = triage.export(LIST).unwrap();
+    let exported: Vec<_> = export.items().iter().map(|e| e.item).collect();
+    assert_eq!(exported, [item, recorded]);
+    assert_eq!(export.changes().len(), 2 * 5, "four digests and a PDQ hash each");
+    assert_eq!(matcher.check_signals(&original).outcome, ListOutcome::Unknown);
+
+    let export = triage.export_to(&matcher, LIST, Some("triage")).unwrap();
+    assert_eq!(export.items().len(), 2);
+    let verdict = matcher.check_signals(&original);
+    assert_eq!(verdict.outcome, ListOutcome::Known);
+    assert!(verdict.matches.iter().all(|m| m.category.as_deref() == Some("A") && m.list == LIST));
+    assert!(
+        verdict
+            .matches
+            .iter()
+            .any(|m| m.entry_id.as_deref() == Some(&*hashsieve_triage::export::entry_id(item)))
+    );
+    assert_eq!(matcher.check_signals(&copy).outcome, ListOutcome::Known);
+    assert_eq!(matcher.check_signals(&legal).outcome, ListOutcome::Unknown);
+    // Another copy, never seen: the exported PDQ hash finds it.
+    let unseen = signals(&edits(&bytes)[3].1);
+    assert_eq!(matcher.check_signals(&unseen).outcome, ListOutcome::NearKnown);
+
+    // A new report of the same bytes is known now.
+    assert!(matches!(submit(&mut triage, &matcher, "r-4", &original).unwrap(), Outcome::Known { .. }));
+    let history = triage.history(HistoryOf::Report("r-4")).unwrap();
+    assert!(matches!(&history[..], [e] if matches!(e.what, EventKind::Known { .. }) && e.item.is_none()));
+    let history = triage.history(HistoryOf::Item(item)).unwrap();
+    assert!(history.iter().any(|e| matches!(&e.what,
+        EventKind::Exported { list, category: Some(c) } if list == LIST && c == "A")));
+
+    // Nothing is exported twice.
+    assert!(triage.export(LIST).unwrap().is_empty());
+    assert!(triage.export_to(&matcher, LIST, None).unwrap().is_empty());
+
+    // A correction withdraws the entries.
+    triage.assess_item(item, VerdictKind::Legal, "qa", None).unwrap();
+    let export = triage.export_to(&matcher, LIST, None).unwrap();
+    assert_eq!(export.items().len(), 1);
+    assert_eq!(export.items()[0].category, None);
+    // The original's entries are gone; the copy keeps its own verdict and entries (a
+    // correction does not reach the items that inherited), whose PDQ hash is near the original.
+    let verdict = matcher.check_signals(&original);
+    assert_eq!(verdict.outcome, ListOutcome::NearKnown);
+    let own = hashsieve_triage::export::entry_id(item);
+    assert!(verdict.matches.iter().all(|m| m.entry_id.as_deref() != Some(&*own)), "{verdict:?}");
+    assert_eq!(matcher.check_signals(&copy).outcome, ListOutcome::Known);
+}
+
+#[test]
+fn near_known_content_goes_to_review_with_a_hint_unless_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(ROBUST);
+    let (item, group) = new_item(&submit(&mut triage, &matcher, "r-1", &signals(&bytes)).unwrap());
+    triage.assess_group(group, illegal("A"), "a", None).unwrap();
+    triage.export_to(&matcher, LIST, None).unwrap();
+
+    // A copy near the listed PDQ hash: the list says NearKnown.
+    let copy = signals(&edits(&bytes)[0].1);
+    let fresh = tempfile::tempdir().unwrap();
+    let mut other = open(fresh.path());
+    let (copy_item, _) = new_item(&other.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap());
+    let hints = other.item(copy_item).unwrap().near_list_matches;
+    assert!(
+        hints.iter().any(|m| m.kind == "pdq" && m.entry_id == Some(hashsieve_triage::export::entry_id(item)))
+    );
+    drop(other);
+
+    let options = TriageOptions { near_known_is_known: true, ..TriageOptions::default() };
+    let mut strict = Triage::open(&fresh.path().join("other.redb"), options).unwrap();
+    assert!(matches!(
+        strict.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap(),
+        Outcome::Known { .. }
+    ));
+}
+
+/// Everything survives closing and reopening, including the near-search state.
+#[test]
+fn a_reopened_store_has_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let bytes = picture(ROBUST);
+    let (item, group, copy_item);
+    {
+        let mut triage = open(dir.path());
+        (item, group) = new_item(&submit(&mut triage, &matcher, "r-1", &signals(&bytes)).unwrap());
+        copy_item = new_item(&submit(&mut triage, &matcher, "r-2", &signals(&edits(&bytes)[0].1)).unwrap()).0;
+        submit(&mut triage, &matcher, "r-3", &signals(&picture(PICTURES[0]))).unwrap();
+    }
+    let mut triage = open(dir.path());
+    assert_eq!(triage.counts().unwrap().items, 3);
+    assert_eq!(triage.group(group).unwrap().members, [item, copy_item]);
+    assert_eq!(triage.reports_of(item).unwrap(), ["r-1"]);
+    // The near table was rebuilt: another copy still joins the group.
+    let outcome = submit(&mut triage, &matcher, "r-4", &signals(&edits(&bytes)[4].1)).unwrap();
+    assert_eq!(new_item(&outcome).1, group);
+    triage.assess_group(group, illegal("A"), "a", None).unwrap();
+    drop(triage);
+
+    let mut triage = open(dir.path());
+    assert_eq!(triage.item(copy_item).unwrap().verdict().unwrap().kind, illegal("A"));
+    let outcome = submit(&mut triage, &matcher, "r-5", &signals(&edits(&bytes)[5].1)).unwrap();
+    assert!(matches!(outcome, Outcome::PreviouslyAssessed { how: MatchedBy::Pdq, .. }), "{outcome:?}");
+    let history = triage.history(HistoryOf::Report("r-2")).unwrap();
+    let kinds: Vec<&str> = history
+        .iter()
+        .map(|e| match e.what {
+            EventKind::Submitted { .. } => "submitted",
+            EventKind::Grouped { .. } => "grouped",
+            EventKind::Assessed { .. } => "assessed",
+            EventKind::Inherited { .. } => "inherited",
+            EventKind::Exported { .. } => "exported",
+            EventKind::Known { .. } => "known",
+        })
+        .collect();
+    assert_eq!(kinds, ["submitted", "grouped", "assessed"]);
+}
+
+#[test]
+fn a_file_of_another_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-redb");
+    std::fs::write(&path, b"something else entirely, not a database").unwrap();
+    assert!(matches!(Triage::open(&path, TriageOptions::default()), Err(TriageError::Open { .. })));
+}
