@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
+use hashsieve_core::matcher::Matcher;
+use hashsieve_core::signals::Signals;
 use hashsieve_core::store::IndexDir;
+use hashsieve_triage::model::{Outcome as TriageOutcome, Report, VerdictKind};
+use hashsieve_triage::{Triage, TriageOptions};
 use redis::Value;
 
 mod daemon_support;
@@ -36,12 +40,16 @@ fn index(dir: &Path) -> std::path::PathBuf {
 
 /// Starts a daemon consuming `redis` as `consumer`, with a short take-over time.
 fn daemon(dir: &Path, index: &Path, redis: &str, consumer: &str, workers: usize) -> Hashsieved {
+    daemon_with(dir, index, redis, consumer, &format!("workers = {workers}"))
+}
+
+fn daemon_with(dir: &Path, index: &Path, redis: &str, consumer: &str, ingest: &str) -> Hashsieved {
     let config = dir.join(format!("{consumer}.toml"));
     std::fs::write(
         &config,
         format!(
             "index = {index:?}\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\nredis_url = \"{redis}\"\n\
-             consumer = \"{consumer}\"\nworkers = {workers}\nbatch = 4\nblock_ms = 100\nclaim_idle_ms = 1000\n\
+             consumer = \"{consumer}\"\n{ingest}\nbatch = 4\nblock_ms = 100\nclaim_idle_ms = 1000\n\
              [ingest.fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n"
         ),
     )
@@ -60,8 +68,15 @@ fn push(connection: &mut redis::Connection, fields: &[(&str, &[u8])]) {
 
 /// Every hashed entry: report id → the entries published for it (field → text).
 fn hashed(connection: &mut redis::Connection) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
-    let reply: Value =
-        redis::cmd("XRANGE").arg("hashsieve:hashed").arg("-").arg("+").query(connection).unwrap();
+    entries(connection, "hashsieve:hashed")
+}
+
+/// Every entry of `stream`, by report id.
+fn entries(
+    connection: &mut redis::Connection,
+    stream: &str,
+) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
+    let reply: Value = redis::cmd("XRANGE").arg(stream).arg("-").arg("+").query(connection).unwrap();
     let Value::Array(entries) = reply else { panic!("XRANGE gives an array") };
     let mut out: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
     for entry in entries {
@@ -227,4 +242,93 @@ fn a_daemon_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
         assert_eq!(entries[0]["md5"], hex::encode(expected[id].md5.unwrap()), "{id}");
     }
     assert_eq!(pending(&mut connection), 0, "nothing left pending");
+}
+
+/// `bytes` decoded and encoded again as a JPEG of `quality`: the same picture, other bytes.
+fn reencoded(bytes: &[u8], quality: u8) -> Vec<u8> {
+    let image = image::load_from_memory(bytes).unwrap().to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(&image).unwrap();
+    out
+}
+
+/// The smallest PDQ distance between `a` and any rotation or mirror image of `b`, by core.
+fn pdq_distance(a: &[u8], b: &[u8]) -> u32 {
+    let options = hashsieve_triage::Triage::signal_options();
+    let (a, b) =
+        (Signals::from_bytes(a, &options).pdq.unwrap(), Signals::from_bytes(b, &options).pdq.unwrap());
+    b.dihedral.unwrap().iter().map(|variant| a.hash.hamming_distance(variant)).min().unwrap()
+}
+
+#[test]
+fn the_deciding_daemon_confirms_known_inherits_verdicts_and_groups_the_new() {
+    let temp = tempfile::tempdir().unwrap();
+    let index = index(temp.path());
+    let store = temp.path().join("triage.redb");
+    let read = |name: &str| std::fs::read(sample(name)).unwrap();
+    // An analyst already assessed q1050.jpg: illegal, category A.
+    {
+        let mut triage = Triage::open(&store, TriageOptions::default()).unwrap();
+        let signals = Signals::from_bytes(&read("q1050.jpg"), &Triage::signal_options());
+        let empty = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
+        let report = Report { id: "earlier".into(), source: "upload".into(), reported_ms: 0 };
+        let TriageOutcome::New { group, .. } =
+            triage.submit(&report, &signals, &empty.check_signals(&signals)).unwrap()
+        else {
+            panic!("the store was empty")
+        };
+        let verdict = VerdictKind::Illegal { category: "A".into() };
+        triage.assess_group(group, verdict, "analyst-1", None).unwrap();
+    }
+    let q1050_again = reencoded(&read("q1050.jpg"), 90);
+    let square_again = reencoded(&read("square-256x256.jpg"), 90);
+    // The oracle for what must be near: core's PDQ distance, under the threshold of 31.
+    assert!(pdq_distance(&read("q1050.jpg"), &q1050_again) <= 31);
+    assert!(pdq_distance(&read("square-256x256.jpg"), &square_again) <= 31);
+    assert!(pdq_distance(&read("square-256x256.jpg"), &read("labelme-q0291.png")) > 31);
+
+    let redis_server = RedisServer::start();
+    let client = redis::Client::open(redis_server.url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let reports: Vec<(&str, Vec<u8>)> = vec![
+        ("listed", read("wee.jpg")),
+        ("same-bytes", read("q1050.jpg")),
+        ("reencoded", q1050_again),
+        ("new-1", read("square-256x256.jpg")),
+        ("new-1-copy", square_again),
+        ("new-2", read("labelme-q0291.png")),
+        ("new-2", read("labelme-q0291.png")),
+    ];
+    for (id, content) in &reports {
+        push(&mut connection, &[("report_id", id.as_bytes()), ("content", content)]);
+    }
+    push(&mut connection, &[("report_id", b"unfetchable"), ("url", b"http://10.0.0.1/a.jpg")]);
+    let config = format!("workers = 2\ntriage_store = {store:?}");
+    let _daemon = daemon_with(temp.path(), &index, &redis_server.url, "decider", &config);
+    wait_for("every report decided", Duration::from_secs(30), || {
+        entries(&mut connection, "hashsieve:results").len() == 7
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let results = entries(&mut connection, "hashsieve:results");
+    assert!(results.values().all(|entries| entries.len() == 1), "one decision per report: {results:?}");
+    let decision = |id: &str| -> (String, serde_json::Value) {
+        let entry = &results[id][0];
+        let json = entry.get("decision").map(|text| serde_json::from_str(text).unwrap()).unwrap_or_default();
+        (entry["outcome"].clone(), json)
+    };
+    assert_eq!(decision("listed").0, "known");
+    for id in ["same-bytes", "reencoded"] {
+        let (outcome, json) = decision(id);
+        assert_eq!(outcome, "previously_assessed", "{id}");
+        assert_eq!(json["verdict"]["kind"], "illegal", "{id}: {json}");
+        assert_eq!(json["verdict"]["category"], "A", "{id}: {json}");
+    }
+    assert_eq!(decision("same-bytes").1["distance"], 0);
+    let (new_1, new_1_copy, new_2) = (decision("new-1"), decision("new-1-copy"), decision("new-2"));
+    assert_eq!((new_1.0.as_str(), new_1_copy.0.as_str(), new_2.0.as_str()), ("new", "new", "new"));
+    assert_eq!(new_1.1["group"], new_1_copy.1["group"], "near-duplicates share a review group");
+    assert_ne!(new_1.1["group"], new_2.1["group"], "a different picture gets its own group");
+    let (outcome, _) = decision("unfetchable");
+    assert_eq!(outcome, "error");
+    assert!(results["unfetchable"][0]["error"].starts_with("fetch: "));
 }

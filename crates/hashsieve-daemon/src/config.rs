@@ -42,8 +42,10 @@
 //! reports_stream = "hashsieve:reports" # entries: report_id, url or content, source
 //! hashed_stream = "hashsieve:hashed"   # one entry per report: its hashes and matches
 //! group = "hashsieve-hashing"          # every daemon of this group shares the reports
-//! workers = 4                          # reports fetched and hashed at once
+//! workers = 4                          # reports fetched and hashed at once (0: none here)
 //! claim_idle_ms = 30000                # take over reports another consumer held this long
+//! triage_store = "/var/lib/hashsieve/triage.redb"  # on ONE daemon: it owns the verdict memory
+//! results_stream = "hashsieve:results" # one decision per report: known, previously assessed, new
 //! [ingest.fetch]                       # limits on fetching reported URLs (hashsieve-fetch)
 //! max_response_bytes = 33554432
 //!
@@ -277,8 +279,15 @@ pub struct IngestConfig {
     pub hashed_stream: String,
     /// The consumer group sharing the reports.
     pub group: String,
-    /// Reports fetched and hashed at once.
+    /// Reports fetched and hashed at once; 0 for a daemon that only decides.
     pub workers: usize,
+    /// The verdict memory (a `hashsieve-triage` store): the daemon given one consumes the
+    /// hashed stream and decides. One daemon per store.
+    pub triage_store: Option<PathBuf>,
+    /// The stream the decisions go to.
+    pub results_stream: String,
+    /// The consumer group of the deciding daemon.
+    pub triage_group: String,
     /// Reports asked for at once.
     pub batch: usize,
     /// How long a read waits for new reports.
@@ -301,6 +310,9 @@ impl Default for IngestConfig {
             hashed_stream: "hashsieve:hashed".into(),
             group: "hashsieve-hashing".into(),
             workers: 4,
+            triage_store: None,
+            results_stream: "hashsieve:results".into(),
+            triage_group: "hashsieve-triage".into(),
             batch: 16,
             block_ms: 1000,
             claim_idle_ms: 30_000,
@@ -457,8 +469,11 @@ impl Config {
             }
         }
         let ingest = &self.ingest;
-        if ingest.workers == 0 || ingest.batch == 0 || ingest.block_ms == 0 || ingest.claim_idle_ms == 0 {
-            return invalid("ingest.workers, batch, block_ms and claim_idle_ms must be at least 1".into());
+        if ingest.batch == 0 || ingest.block_ms == 0 || ingest.claim_idle_ms == 0 {
+            return invalid("ingest.batch, block_ms and claim_idle_ms must be at least 1".into());
+        }
+        if ingest.redis_url.is_some() && ingest.workers == 0 && ingest.triage_store.is_none() {
+            return invalid("ingest: workers = 0 and no triage_store leaves nothing to do".into());
         }
         let mut ids = std::collections::HashSet::new();
         for token in &self.tokens {

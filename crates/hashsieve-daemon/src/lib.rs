@@ -121,12 +121,12 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
             }
             None => None,
         };
-        let ingest = ingest::serve_reports(Arc::clone(&state), &config.ingest, stopping.clone()).await?;
+        let ingest = ingest::serve(Arc::clone(&state), &config.ingest, stopping.clone()).await?;
         let metrics = Arc::clone(&state.metrics);
         let router = http::router(state);
         server::serve(listeners.http, router, listeners.tls, &config.limits, metrics, stopping.cancelled())
             .await;
-        for task in [clamd_tcp, clamd_unix, icap, ingest].into_iter().flatten() {
+        for task in [clamd_tcp, clamd_unix, icap].into_iter().flatten().chain(ingest) {
             let _ = task.await;
         }
         if let Some(path) = unix_socket {

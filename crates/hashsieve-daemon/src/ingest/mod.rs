@@ -3,11 +3,23 @@
 //! and no message is lost or answered twice when one of them dies.
 //!
 //! [`stream`] is the consumer: read in a group, take over the messages of dead consumers,
-//! publish each result once and acknowledge it in the same atomic step. [`reports`] is the
-//! work of the hotline's first stage: fetch or take each report's content, hash it, match it.
+//! publish each result once and acknowledge it in the same atomic step. Hotline reports go
+//! through two stages:
+//!
+//! ```text
+//! reports stream ──► [reports] fetch or take, hash, match ──► hashed stream      (any number
+//!                    of daemons in one group: stateless, shares the CPU-heavy part)
+//! hashed stream  ──► [triage] verdict memory: known / previously assessed / new
+//!                    ──► results stream                                       (one daemon:
+//!                    the owner of the triage store)
+//! ```
+//!
+//! The split is what lets the work scale past one machine while the verdict memory, which
+//! must see every report to group near-duplicates, stays in one place.
 
 pub mod reports;
 pub mod stream;
+pub mod triage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,35 +30,65 @@ use tokio_util::sync::CancellationToken;
 use crate::config::IngestConfig;
 use crate::http::AppState;
 
-/// Consumes reports as `config` says until `shutdown`; `Ok(None)` if ingest is not configured.
-pub async fn serve_reports(
+/// Runs the stages `config` asks of this daemon until `shutdown`: hashing reports (if
+/// `workers` > 0) and deciding them (if it has a `triage_store`). Nothing if ingest is not
+/// configured.
+pub async fn serve(
     state: Arc<AppState>,
     config: &IngestConfig,
     shutdown: CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(url) = &config.redis_url else { return Ok(None) };
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let Some(url) = &config.redis_url else { return Ok(Vec::new()) };
     let client = redis::Client::open(url.as_str()).with_context(|| format!("ingest.redis_url {url:?}"))?;
-    let fetcher = hashsieve_fetch::Fetcher::new(config.fetch.clone()).context("ingest.fetch")?;
-    let spec = stream::StreamSpec {
-        input: config.reports_stream.clone(),
-        group: config.group.clone(),
-        consumer: config.consumer.clone().unwrap_or_else(host_name),
-        output: config.hashed_stream.clone(),
+    let consumer = config.consumer.clone().unwrap_or_else(host_name);
+    let spec = |input: &str, group: &str, output: &str, concurrency: usize| stream::StreamSpec {
+        input: input.to_string(),
+        group: group.to_string(),
+        consumer: consumer.clone(),
+        output: output.to_string(),
         batch: config.batch,
-        concurrency: config.workers,
+        concurrency,
         block: Duration::from_millis(config.block_ms),
         claim_idle: Duration::from_millis(config.claim_idle_ms),
         marker_ttl: Duration::from_secs(config.marker_ttl_secs),
     };
-    tracing::info!(stream = %spec.input, group = %spec.group, consumer = %spec.consumer, "consuming reports");
-    let work = Arc::new(reports::ReportHashing { state, fetcher });
-    Ok(Some(tokio::spawn(async move {
+    let mut tasks = Vec::new();
+    if config.workers > 0 {
+        let fetcher = hashsieve_fetch::Fetcher::new(config.fetch.clone()).context("ingest.fetch")?;
+        let spec = spec(&config.reports_stream, &config.group, &config.hashed_stream, config.workers);
+        let work = Arc::new(reports::ReportHashing { state: Arc::clone(&state), fetcher });
+        tasks.push(spawn_consumer(client.clone(), spec, work, shutdown.clone()));
+    }
+    if let Some(path) = &config.triage_store {
+        let opening = path.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            hashsieve_triage::Triage::open(&opening, hashsieve_triage::TriageOptions::default())
+        })
+        .await?
+        .with_context(|| format!("ingest.triage_store {}", path.display()))?;
+        // Decisions are made one at a time, in stream order: grouping depends on what came before.
+        let spec = spec(&config.hashed_stream, &config.triage_group, &config.results_stream, 1);
+        let work = Arc::new(triage::ReportTriage { state, triage: Arc::new(std::sync::Mutex::new(store)) });
+        tasks.push(spawn_consumer(client, spec, work, shutdown));
+    }
+    Ok(tasks)
+}
+
+/// Runs a consumer until `shutdown`, reconnecting when Redis fails.
+fn spawn_consumer<W: stream::Work>(
+    client: redis::Client,
+    spec: stream::StreamSpec,
+    work: Arc<W>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tracing::info!(stream = %spec.input, group = %spec.group, consumer = %spec.consumer, "consuming");
+    tokio::spawn(async move {
         // A lost Redis connection is retried, not fatal: the reports wait in the stream.
         while !shutdown.is_cancelled() {
             match stream::consume(client.clone(), spec.clone(), Arc::clone(&work), shutdown.clone()).await {
                 Ok(()) => break,
                 Err(err) => {
-                    tracing::warn!(error = %err, "ingest: Redis failed; retrying in a second");
+                    tracing::warn!(stream = %spec.input, error = %err, "ingest: Redis failed; retrying in a second");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                         () = shutdown.cancelled() => break,
@@ -54,7 +96,7 @@ pub async fn serve_reports(
                 }
             }
         }
-    })))
+    })
 }
 
 /// The host's name, this daemon's default consumer name.
