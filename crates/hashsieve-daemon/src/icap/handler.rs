@@ -301,9 +301,12 @@ impl Exchange<'_> {
         let matcher = icap.state.matcher.load_full();
         let hold = matches!(check, Check::Multipart(_)) || !self.head.allow_204;
         let mut held = hold.then(Vec::new);
-        let mut stream = SignalStream::new(matcher.signal_options());
+        // A form upload is hashed part by part from the held body; a whole body as it streams.
+        let mut stream = matches!(check, Check::Whole).then(|| SignalStream::new(matcher.signal_options()));
         let mut add = |data: &[u8], held: &mut Option<Vec<u8>>| -> Result<(), Failure> {
-            stream.update(data);
+            if let Some(stream) = &mut stream {
+                stream.update(data);
+            }
             if let Some(held) = held {
                 if (held.len() + data.len()) as u64 > icap.max_held_bytes {
                     return Err(Failure::TooLarge);
@@ -325,7 +328,9 @@ impl Exchange<'_> {
 
         let checked = match check {
             Check::Multipart(boundary) => {
-                let parts = form_parts(held.clone().unwrap_or_default(), boundary).await;
+                // The held body is needed again only for an echo.
+                let body = if self.head.allow_204 { held.take() } else { held.clone() };
+                let parts = form_parts(body.unwrap_or_default(), boundary).await;
                 tokio::task::spawn_blocking(move || {
                     let options = matcher.signal_options();
                     let check = |part: &Bytes| {
@@ -338,7 +343,7 @@ impl Exchange<'_> {
             }
             _ => {
                 tokio::task::spawn_blocking(move || {
-                    let signals = stream.finish();
+                    let signals = stream.expect("a whole body is streamed").finish();
                     vec![(matcher.check_signals(&signals), signals)]
                 })
                 .await
