@@ -16,22 +16,16 @@ use hashsieve_core::store::IndexDir;
 use serde_json::Value;
 
 mod daemon_support;
-use daemon_support::{Hashsieved, md5sum, pipe, sample};
+use daemon_support::{Hashsieved, Response, md5sum, pipe, request, request_with, sample, sha256_hex};
 
 const MATCH_TOKEN: &str = "match-token-for-tests";
 const ADMIN_TOKEN: &str = "admin-token-for-tests";
 const LIMITED_TOKEN: &str = "limited-token-for-tests";
+const REPORT_TOKEN: &str = "report-token-for-tests";
+const REVIEW_TOKEN: &str = "review-token-for-tests";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sha256_hex(text: &str) -> String {
-    let output = Command::new("sh")
-        .args(["-c", &format!("printf %s '{text}' | sha256sum")])
-        .output()
-        .expect("sha256sum runs");
-    String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
 }
 
 struct Daemon {
@@ -41,8 +35,9 @@ struct Daemon {
     temp: tempfile::TempDir,
 }
 
-/// An index directory listing the MD5 of `wee.jpg`, served writable with a match token and an
-/// admin token, a 1 MiB body limit and a one-second header deadline.
+/// An index directory listing the MD5 of `wee.jpg`, served writable with a token for each role,
+/// a 1 MiB body limit, a one-second header deadline, a triage store exporting to `hotline`, and
+/// a fetch policy that allows 127.0.0.1.
 fn start() -> Daemon {
     start_with(true)
 }
@@ -57,78 +52,34 @@ fn start_with(writable: bool) -> Daemon {
     builder.add(hot, &ImportedEntry::new(HashKind::Md5, md5)).unwrap();
     IndexDir::create(&index, &builder).unwrap();
     let config = temp.path().join("hashsieved.toml");
+    // A writable daemon also holds a hotline's verdict memory, exporting to `hotline`.
+    let triage = if writable {
+        format!("[triage]\nstore = {:?}\nexport_list = \"hotline\"\n", temp.path().join("triage.redb"))
+    } else {
+        String::new()
+    };
     std::fs::write(
         &config,
         format!(
             "index = {index:?}\nwritable = {writable}\nreload_check_ms = 50\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [limits]\nmax_body_bytes = 1048576\nheader_timeout_secs = 1\nrequest_timeout_secs = 5\n\
+             {triage}[fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 3000\n\
              [[tokens]]\nid = \"ingest\"\nsha256 = \"{}\"\nroles = [\"match\"]\n\
              [[tokens]]\nid = \"ops\"\nsha256 = \"{}\"\nroles = [\"admin\"]\n\
-             [[tokens]]\nid = \"limited\"\nsha256 = \"{}\"\nroles = [\"match\"]\nrate_per_sec = 1\nburst = 3\n",
+             [[tokens]]\nid = \"limited\"\nsha256 = \"{}\"\nroles = [\"match\"]\nrate_per_sec = 1\nburst = 3\n\
+             [[tokens]]\nid = \"form\"\nsha256 = \"{}\"\nroles = [\"report\"]\n\
+             [[tokens]]\nid = \"analyst\"\nsha256 = \"{}\"\nroles = [\"review\"]\n",
             sha256_hex(MATCH_TOKEN),
             sha256_hex(ADMIN_TOKEN),
-            sha256_hex(LIMITED_TOKEN)
+            sha256_hex(LIMITED_TOKEN),
+            sha256_hex(REPORT_TOKEN),
+            sha256_hex(REVIEW_TOKEN),
         ),
     )
     .unwrap();
     let process = Hashsieved::start(&config, 1);
     let address = process.announced("http://").expect("an HTTP address").parse().unwrap();
     Daemon { process, address, index, temp }
-}
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-fn request(address: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Response {
-    request_with(address, method, path, token, &[], body)
-}
-
-/// A request with extra header lines (`Name: value`).
-fn request_with(
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    headers: &[&str],
-    body: &[u8],
-) -> Response {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    if let Some(token) = token {
-        extra.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    // A body over the limit may be refused before it is all sent.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Response { status, headers, body: raw[split + 4..].to_vec() }
 }
 
 fn hash_query(kind: &str, value: &str) -> Vec<u8> {
@@ -295,6 +246,10 @@ fn a_read_only_daemon_follows_changes_with_no_failed_request() {
         }
     };
     assert_eq!(outcome(&new), "unknown");
+    // Without a [triage] store there is no hotline API here, and it says so.
+    let groups = request(address, "GET", "/v1/review/groups", Some(REVIEW_TOKEN), b"");
+    assert_eq!(groups.status, 404);
+    assert_eq!(groups.json()["type"], "https://hashsieve.invalid/problems/no-triage");
 
     let stop = AtomicBool::new(false);
     let (served, failed) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -625,6 +580,201 @@ fn the_openapi_document_describes_what_is_served() {
         ),
         ("POST", "/v1/lists/compact", "/v1/lists/compact".into(), Some(ADMIN_TOKEN), vec![], vec![]),
     ];
+    // The hotline's API, in an order that makes its ids known: q1050 is item 1 in group 1, the
+    // square fetched from the origin item 2 in group 2, its re-encoded copy item 3 in group 2.
+    let q1050 = std::fs::read(sample("q1050.jpg")).unwrap();
+    let square = std::fs::read(sample("square-256x256.jpg")).unwrap();
+    let site = daemon_support::origin(square.clone());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url_report = |id: &str, url: &str| serde_json::json!({"id": id, "url": url}).to_string().into_bytes();
+    let verdict = |kind: &str, category: Option<&str>| {
+        serde_json::json!({"kind": kind, "category": category})
+            .to_string()
+            .replace(",\"category\":null", "")
+            .into_bytes()
+    };
+    let (report, review) = (Some(REPORT_TOKEN), Some(REVIEW_TOKEN));
+    let hotline_cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/v1/reports/content",
+            "/v1/reports/content?id=c1&source=test".into(),
+            report,
+            vec![],
+            q1050.clone(),
+        ),
+        ("POST", "/v1/reports/content", "/v1/reports/content?id=c1".into(), report, vec![], square.clone()),
+        (
+            "POST",
+            "/v1/reports/content",
+            "/v1/reports/content?id=c2".into(),
+            Some(MATCH_TOKEN),
+            vec![],
+            q1050.clone(),
+        ),
+        ("POST", "/v1/reports/content", "/v1/reports/content?source=x".into(), report, vec![], q1050.clone()),
+        ("POST", "/v1/reports/content", "/v1/reports/content?id=c3".into(), report, vec![], vec![0; 2 << 20]),
+        ("POST", "/v1/reports/content", "/v1/reports/content?id=%20".into(), report, vec![], q1050.clone()),
+        (
+            "POST",
+            "/v1/reports",
+            "/v1/reports".into(),
+            report,
+            vec![],
+            url_report("u1", &format!("http://{site}/a.jpg")),
+        ),
+        (
+            "POST",
+            "/v1/reports",
+            "/v1/reports".into(),
+            report,
+            vec![],
+            url_report("u2", "http://10.0.0.1/a.jpg"),
+        ),
+        (
+            "POST",
+            "/v1/reports",
+            "/v1/reports".into(),
+            report,
+            vec![],
+            url_report("u3", &format!("http://{closed}/")),
+        ),
+        ("POST", "/v1/reports", "/v1/reports".into(), report, vec![], b"{\"id\": 1}".to_vec()),
+        (
+            "POST",
+            "/v1/reports/content",
+            "/v1/reports/content?id=c4".into(),
+            report,
+            vec![],
+            daemon_support::reencoded(&square, 85),
+        ),
+        ("GET", "/v1/reports/{id}", "/v1/reports/c1".into(), review, vec![], vec![]),
+        ("GET", "/v1/reports/{id}", "/v1/reports/unknown".into(), review, vec![], vec![]),
+        ("GET", "/v1/reports/{id}", "/v1/reports/c1".into(), None, vec![], vec![]),
+        ("GET", "/v1/review/groups", "/v1/review/groups".into(), review, vec![], vec![]),
+        ("GET", "/v1/review/groups", "/v1/review/groups?limit=many".into(), review, vec![], vec![]),
+        ("GET", "/v1/review/groups", "/v1/review/groups".into(), report, vec![], vec![]),
+        ("GET", "/v1/review/groups/{group}", "/v1/review/groups/2".into(), review, vec![], vec![]),
+        ("GET", "/v1/review/groups/{group}", "/v1/review/groups/99".into(), review, vec![], vec![]),
+        ("GET", "/v1/review/groups/{group}", "/v1/review/groups/two".into(), review, vec![], vec![]),
+        (
+            "POST",
+            "/v1/review/groups/{group}/split",
+            "/v1/review/groups/2/split".into(),
+            review,
+            vec![],
+            b"{\"items\": [2, 3]}".to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/split",
+            "/v1/review/groups/2/split".into(),
+            review,
+            vec![],
+            b"{\"items\": [3]}".to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/split",
+            "/v1/review/groups/99/split".into(),
+            review,
+            vec![],
+            b"{\"items\": [3]}".to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/split",
+            "/v1/review/groups/2/split".into(),
+            review,
+            vec![],
+            b"[3]".to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/verdict",
+            "/v1/review/groups/1/verdict".into(),
+            review,
+            vec![],
+            verdict("illegal", Some("A")),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/verdict",
+            "/v1/review/groups/1/verdict".into(),
+            review,
+            vec![],
+            verdict("legal", None),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/split",
+            "/v1/review/groups/1/split".into(),
+            review,
+            vec![],
+            b"{\"items\": [1]}".to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/verdict",
+            "/v1/review/groups/2/verdict".into(),
+            review,
+            vec![],
+            verdict("illegal", None),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/verdict",
+            "/v1/review/groups/99/verdict".into(),
+            review,
+            vec![],
+            verdict("legal", None),
+        ),
+        (
+            "POST",
+            "/v1/review/groups/{group}/verdict",
+            "/v1/review/groups/2/verdict".into(),
+            review,
+            vec![],
+            b"legal".to_vec(),
+        ),
+        ("GET", "/v1/items/{item}", "/v1/items/1".into(), review, vec![], vec![]),
+        ("GET", "/v1/items/{item}", "/v1/items/99".into(), review, vec![], vec![]),
+        ("GET", "/v1/items/{item}", "/v1/items/-1".into(), review, vec![], vec![]),
+        (
+            "POST",
+            "/v1/items/{item}/verdict",
+            "/v1/items/3/verdict".into(),
+            review,
+            vec![],
+            verdict("unclear", None),
+        ),
+        (
+            "POST",
+            "/v1/items/{item}/verdict",
+            "/v1/items/3/verdict".into(),
+            review,
+            vec![],
+            verdict("legal", Some("A")),
+        ),
+        (
+            "POST",
+            "/v1/items/{item}/verdict",
+            "/v1/items/99/verdict".into(),
+            review,
+            vec![],
+            verdict("legal", None),
+        ),
+        ("POST", "/v1/items/{item}/verdict", "/v1/items/3/verdict".into(), review, vec![], b"{".to_vec()),
+        (
+            "POST",
+            "/v1/items/{item}/verdict",
+            "/v1/items/3/verdict".into(),
+            Some(MATCH_TOKEN),
+            vec![],
+            verdict("legal", None),
+        ),
+    ];
+    let cases: Vec<Case> = cases.into_iter().chain(hotline_cases).collect();
     let mut exercised = std::collections::BTreeSet::new();
     for (method, template, path, token, headers, body) in &cases {
         let response = request_with(address, method, path, *token, headers, body);
@@ -633,7 +783,11 @@ fn the_openapi_document_describes_what_is_served() {
     }
     // Every documented operation was exercised, and answers only the methods documented.
     for (template, operations) in document["paths"].as_object().unwrap() {
-        let path = template.replace("{list}", "hot");
+        let path = template
+            .replace("{list}", "hot")
+            .replace("{id}", "c1")
+            .replace("{group}", "1")
+            .replace("{item}", "1");
         for method in ["get", "post", "put", "delete"] {
             if operations.get(method).is_some() {
                 assert!(
@@ -654,6 +808,17 @@ fn the_openapi_document_describes_what_is_served() {
         ("post", "/v1/match/content", 413),
         ("put", "/v1/lists/{list}", 422),
         ("post", "/v1/lists/changes", 403),
+        ("post", "/v1/reports/content", 200),
+        ("post", "/v1/reports/content", 409),
+        ("post", "/v1/reports", 422),
+        ("post", "/v1/reports", 502),
+        ("post", "/v1/review/groups/{group}/split", 200),
+        ("post", "/v1/review/groups/{group}/split", 409),
+        ("post", "/v1/review/groups/{group}/verdict", 200),
+        ("post", "/v1/review/groups/{group}/verdict", 409),
+        ("post", "/v1/review/groups/{group}/verdict", 422),
+        ("get", "/v1/review/groups/{group}", 400),
+        ("post", "/v1/items/{item}/verdict", 200),
     ] {
         assert!(
             exercised.contains(&(expected.0.into(), expected.1.into(), expected.2)),
@@ -664,7 +829,7 @@ fn the_openapi_document_describes_what_is_served() {
 
 /// Whether `actual` has the shape of the documentation's `example`: the same keys and array
 /// lengths, equal strings (unless the example elides one with "…"), equal numbers and booleans
-/// (but for the time and size of a compaction, which vary).
+/// (but for the time and size of a compaction and timestamps (`…_ms`), which vary).
 fn same_shape(example: &Value, actual: &Value, key: &str) -> Result<(), String> {
     match (example, actual) {
         (Value::Object(e), Value::Object(a)) => {
@@ -678,7 +843,11 @@ fn same_shape(example: &Value, actual: &Value, key: &str) -> Result<(), String> 
             e.iter().zip(a).try_for_each(|(e, a)| same_shape(e, a, key))
         }
         (Value::String(e), Value::String(_)) if e.contains('…') => Ok(()),
-        (Value::Number(_), Value::Number(_)) if ["seconds", "bytes"].contains(&key) => Ok(()),
+        (Value::Number(_), Value::Number(_))
+            if ["seconds", "bytes"].contains(&key) || key.ends_with("_ms") =>
+        {
+            Ok(())
+        }
         (e, a) if e == a => Ok(()),
         (e, a) => Err(format!("{key}: {e} != {a}")),
     }
@@ -702,6 +871,8 @@ fn the_api_documentation_examples_run_as_shown() {
             .env("HASHSIEVE", format!("http://{}", daemon.address))
             .env("TOKEN", MATCH_TOKEN)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("REPORT_TOKEN", REPORT_TOKEN)
+            .env("REVIEW_TOKEN", REVIEW_TOKEN)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -715,5 +886,5 @@ fn the_api_documentation_examples_run_as_shown() {
         }
         examples += 1;
     }
-    assert!(examples >= 9, "{examples} examples run");
+    assert!(examples >= 14, "{examples} examples run");
 }

@@ -6,8 +6,6 @@
 //! exactly one result.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -22,7 +20,7 @@ use hashsieve_triage::{Triage, TriageOptions};
 use redis::Value;
 
 mod daemon_support;
-use daemon_support::{Hashsieved, RedisServer, SAMPLE_IMAGES as IMAGES, md5sum, sample};
+use daemon_support::{Hashsieved, RedisServer, SAMPLE_IMAGES as IMAGES, md5sum, origin, reencoded, sample};
 
 /// An index directory whose list `hot` holds the MD5s of the demo MD5 list.
 fn index(dir: &Path) -> std::path::PathBuf {
@@ -40,17 +38,25 @@ fn index(dir: &Path) -> std::path::PathBuf {
 
 /// Starts a daemon consuming `redis` as `consumer`, with a short take-over time.
 fn daemon(dir: &Path, index: &Path, redis: &str, consumer: &str, workers: usize) -> Hashsieved {
-    daemon_with(dir, index, redis, consumer, &format!("workers = {workers}"))
+    daemon_with(dir, index, redis, consumer, &format!("workers = {workers}"), "")
 }
 
-fn daemon_with(dir: &Path, index: &Path, redis: &str, consumer: &str, ingest: &str) -> Hashsieved {
+/// A daemon with more `[ingest]` settings and more tables.
+fn daemon_with(
+    dir: &Path,
+    index: &Path,
+    redis: &str,
+    consumer: &str,
+    ingest: &str,
+    tables: &str,
+) -> Hashsieved {
     let config = dir.join(format!("{consumer}.toml"));
     std::fs::write(
         &config,
         format!(
             "index = {index:?}\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\nredis_url = \"{redis}\"\n\
              consumer = \"{consumer}\"\n{ingest}\nbatch = 4\nblock_ms = 100\nclaim_idle_ms = 1000\n\
-             [ingest.fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n"
+             [fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n{tables}"
         ),
     )
     .unwrap();
@@ -108,29 +114,6 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
         assert!(started.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A one-route origin serving `body` as a JPEG at any path.
-fn origin(body: Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                line.clear();
-            }
-            let mut stream = stream;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    address
 }
 
 #[test]
@@ -244,14 +227,6 @@ fn a_daemon_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
     assert_eq!(pending(&mut connection), 0, "nothing left pending");
 }
 
-/// `bytes` decoded and encoded again as a JPEG of `quality`: the same picture, other bytes.
-fn reencoded(bytes: &[u8], quality: u8) -> Vec<u8> {
-    let image = image::load_from_memory(bytes).unwrap().to_rgb8();
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(&image).unwrap();
-    out
-}
-
 /// The smallest PDQ distance between `a` and any rotation or mirror image of `b`, by core.
 fn pdq_distance(a: &[u8], b: &[u8]) -> u32 {
     let options = hashsieve_triage::Triage::signal_options();
@@ -303,8 +278,8 @@ fn the_deciding_daemon_confirms_known_inherits_verdicts_and_groups_the_new() {
         push(&mut connection, &[("report_id", id.as_bytes()), ("content", content)]);
     }
     push(&mut connection, &[("report_id", b"unfetchable"), ("url", b"http://10.0.0.1/a.jpg")]);
-    let config = format!("workers = 2\ntriage_store = {store:?}");
-    let _daemon = daemon_with(temp.path(), &index, &redis_server.url, "decider", &config);
+    let triage = format!("[triage]\nstore = {store:?}\n");
+    let _daemon = daemon_with(temp.path(), &index, &redis_server.url, "decider", "workers = 2", &triage);
     wait_for("every report decided", Duration::from_secs(30), || {
         entries(&mut connection, "hashsieve:results").len() == 7
     });

@@ -44,9 +44,15 @@
 //! group = "hashsieve-hashing"          # every daemon of this group shares the reports
 //! workers = 4                          # reports fetched and hashed at once (0: none here)
 //! claim_idle_ms = 30000                # take over reports another consumer held this long
-//! triage_store = "/var/lib/hashsieve/triage.redb"  # on ONE daemon: it owns the verdict memory
-//! results_stream = "hashsieve:results" # one decision per report: known, previously assessed, new
-//! [ingest.fetch]                       # limits on fetching reported URLs (hashsieve-fetch)
+//! results_stream = "hashsieve:results" # with [triage]: one decision per report
+//!
+//! [triage]                             # the hotline's verdict memory and review API; off unless set
+//! store = "/var/lib/hashsieve/triage.redb"  # on ONE daemon: it decides reports and serves reviewers
+//! export_list = "hotline"              # illegal verdicts are added to this list (needs writable)
+//! pdq_threshold = 31                   # near-duplicates: within this many bits of 256
+//! near_known_is_known = false          # a perceptual-only list match goes to a person, with a hint
+//!
+//! [fetch]                              # fetching reported URLs (hashsieve-fetch): limits, proxy
 //! max_response_bytes = 33554432
 //!
 //! [limits]
@@ -62,7 +68,7 @@
 //! [[tokens]]                           # none: matching is open, list changes are refused
 //! id = "ingest-1"
 //! sha256 = "…64 hex digits: sha256 of the bearer token…"
-//! roles = ["match"]                    # "match" and/or "admin"
+//! roles = ["match"]                    # "match", "report", "review" and/or "admin" (all of them)
 //! rate_per_sec = 500                   # optional: sustained requests a second (then 429)
 //! burst = 1000                         # optional: requests at once above it (default: the rate)
 //!
@@ -92,7 +98,12 @@ pub enum ConfigError {
 pub enum Role {
     /// Match content and hashes.
     Match,
-    /// Change lists and compact, as well as match.
+    /// Submit reports to the hotline's triage (a public reporting form's back end, a partner).
+    Report,
+    /// Read the triage queue and the history of reports and items, and give verdicts: the
+    /// hotline's analysts.
+    Review,
+    /// Change lists and compact, as well as everything else.
     Admin,
 }
 
@@ -281,12 +292,9 @@ pub struct IngestConfig {
     pub group: String,
     /// Reports fetched and hashed at once; 0 for a daemon that only decides.
     pub workers: usize,
-    /// The verdict memory (a `hashsieve-triage` store): the daemon given one consumes the
-    /// hashed stream and decides. One daemon per store.
-    pub triage_store: Option<PathBuf>,
-    /// The stream the decisions go to.
+    /// The stream the decisions go to (by the daemon with a `[triage]` store).
     pub results_stream: String,
-    /// The consumer group of the deciding daemon.
+    /// The consumer group of the deciding daemon, which consumes the hashed stream.
     pub triage_group: String,
     /// Reports asked for at once.
     pub batch: usize,
@@ -297,8 +305,6 @@ pub struct IngestConfig {
     /// How long a published result is remembered, so that a report delivered again within it
     /// is not published twice.
     pub marker_ttl_secs: u64,
-    /// Fetching reported URLs.
-    pub fetch: hashsieve_fetch::FetchPolicy,
 }
 
 impl Default for IngestConfig {
@@ -310,14 +316,57 @@ impl Default for IngestConfig {
             hashed_stream: "hashsieve:hashed".into(),
             group: "hashsieve-hashing".into(),
             workers: 4,
-            triage_store: None,
             results_stream: "hashsieve:results".into(),
             triage_group: "hashsieve-triage".into(),
             batch: 16,
             block_ms: 1000,
             claim_idle_ms: 30_000,
             marker_ttl_secs: 30 * 24 * 3600,
-            fetch: hashsieve_fetch::FetchPolicy::default(),
+        }
+    }
+}
+
+/// The hotline's verdict memory (see [`crate::hotline`]): reports decided, review groups,
+/// verdicts, and their export to the hotline's own list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TriageConfig {
+    /// The `hashsieve-triage` store. One daemon per store: it decides ingested reports and
+    /// serves `/v1/reports`, `/v1/review` and `/v1/items`.
+    pub store: Option<PathBuf>,
+    /// The list illegal verdicts are exported to (created if missing; needs `writable`), so
+    /// that the material is matched as known from then on, by every protocol. Not exported if
+    /// unset.
+    pub export_list: Option<String>,
+    /// PDQ distance (of 256 bits) within which items are near-duplicates.
+    pub pdq_threshold: u32,
+    /// PDQ hashes of lower quality match by digest only.
+    pub min_pdq_quality: u8,
+    /// Whether a perceptual-only match to a hash list confirms a report as known without a
+    /// person (by default it goes to review, the match kept as a hint).
+    pub near_known_is_known: bool,
+}
+
+impl Default for TriageConfig {
+    fn default() -> Self {
+        let library = hashsieve_triage::TriageOptions::default();
+        TriageConfig {
+            store: None,
+            export_list: None,
+            pdq_threshold: library.pdq_threshold,
+            min_pdq_quality: library.min_pdq_quality,
+            near_known_is_known: library.near_known_is_known,
+        }
+    }
+}
+
+impl TriageConfig {
+    /// The store's matching options.
+    pub fn options(&self) -> hashsieve_triage::TriageOptions {
+        hashsieve_triage::TriageOptions {
+            pdq_threshold: self.pdq_threshold,
+            min_pdq_quality: self.min_pdq_quality,
+            near_known_is_known: self.near_known_is_known,
         }
     }
 }
@@ -392,6 +441,12 @@ pub struct Config {
     /// Queue ingest.
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// The hotline's verdict memory and review API.
+    #[serde(default)]
+    pub triage: TriageConfig,
+    /// Fetching reported URLs, for ingest and `POST /v1/reports`.
+    #[serde(default)]
+    pub fetch: hashsieve_fetch::FetchPolicy,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
@@ -418,6 +473,8 @@ impl Config {
             clamd: ClamdConfig::default(),
             icap: IcapConfig::default(),
             ingest: IngestConfig::default(),
+            triage: TriageConfig::default(),
+            fetch: hashsieve_fetch::FetchPolicy::default(),
             limits: Limits::default(),
             tokens: Vec::new(),
             logging: Logging::default(),
@@ -472,8 +529,23 @@ impl Config {
         if ingest.batch == 0 || ingest.block_ms == 0 || ingest.claim_idle_ms == 0 {
             return invalid("ingest.batch, block_ms and claim_idle_ms must be at least 1".into());
         }
-        if ingest.redis_url.is_some() && ingest.workers == 0 && ingest.triage_store.is_none() {
-            return invalid("ingest: workers = 0 and no triage_store leaves nothing to do".into());
+        if ingest.redis_url.is_some() && ingest.workers == 0 && self.triage.store.is_none() {
+            return invalid("ingest: workers = 0 and no [triage] store leaves nothing to do".into());
+        }
+        let triage = &self.triage;
+        if triage.pdq_threshold > 128 || triage.min_pdq_quality > 100 {
+            return invalid("triage.pdq_threshold must be at most 128, min_pdq_quality at most 100".into());
+        }
+        if let Some(list) = &triage.export_list {
+            if triage.store.is_none() {
+                return invalid("triage.export_list needs a triage.store".into());
+            }
+            if !self.writable {
+                return invalid(format!("triage.export_list {list:?} needs writable = true"));
+            }
+            if list.is_empty() {
+                return invalid("triage.export_list cannot be empty".into());
+            }
         }
         let mut ids = std::collections::HashSet::new();
         for token in &self.tokens {
@@ -517,5 +589,11 @@ mod tests {
         assert!(Config::from_toml(token).unwrap_err().to_string().contains("64 hex digits"));
         let role = "index = \"x\"\n[[tokens]]\nid = \"a\"\nsha256 = \"\"\nroles = [\"root\"]";
         assert!(Config::from_toml(role).unwrap_err().to_string().contains("unknown variant"));
+        let export = "index = \"x\"\n[triage]\nstore = \"t.redb\"\nexport_list = \"hotline\"";
+        assert!(Config::from_toml(export).unwrap_err().to_string().contains("needs writable = true"));
+        let no_store = "index = \"x\"\nwritable = true\n[triage]\nexport_list = \"hotline\"";
+        assert!(Config::from_toml(no_store).unwrap_err().to_string().contains("needs a triage.store"));
+        let idle = "index = \"x\"\n[ingest]\nredis_url = \"redis://127.0.0.1/\"\nworkers = 0";
+        assert!(Config::from_toml(idle).unwrap_err().to_string().contains("nothing to do"));
     }
 }

@@ -10,6 +10,7 @@
 //! | `POST /v1/lists/allow` | admin | `{"list", "hashes": [{"kind", "value", "id"}]}`: known false positives |
 //! | `PUT /v1/lists/{list}?format=&kind=` | admin | the body is the whole list (lines, CSV, VICS JSON): only the difference is written |
 //! | `POST /v1/lists/compact` | admin | fold the delta into a new index file |
+//! | `/v1/reports…`, `/v1/review…`, `/v1/items…` | report, review | the hotline's API: see [`crate::review`] |
 //! | `GET /metrics` | — | Prometheus metrics (OpenMetrics text); see [`crate::metrics`] |
 //! | `GET /openapi.json` | — | this API in OpenAPI 3.1 (`api/openapi.json`); `docs/API.md` explains it |
 //!
@@ -42,6 +43,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::auth::{Denied, Tokens};
 use crate::config::{Config, Limits, Role};
+use crate::hotline::Hotline;
 use crate::metrics::Metrics;
 
 /// What every handler shares.
@@ -59,6 +61,8 @@ pub struct AppState {
     pub reload: Notify,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// The hotline's verdict memory, on the daemon that owns it.
+    pub hotline: Option<Arc<Hotline>>,
 }
 
 impl AppState {
@@ -71,7 +75,13 @@ impl AppState {
             hashing: Semaphore::new(config.limits.max_in_flight),
             reload: Notify::new(),
             metrics: Arc::new(Metrics::new()),
+            hotline: None,
         }
+    }
+
+    /// The same state, holding the hotline's verdict memory.
+    pub fn with_hotline(self, hotline: Option<Hotline>) -> AppState {
+        AppState { hotline: hotline.map(Arc::new), ..self }
     }
 }
 
@@ -106,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/lists/allow", post(allow))
         .route("/v1/lists/{list}", put(refresh))
         .route("/v1/lists/compact", post(compact))
+        .merge(crate::review::routes())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn(move |request: Request, next: Next| deadline(timeout, request, next)))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
@@ -122,11 +133,11 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Problem {
+    pub(crate) fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Problem {
         Problem { status, slug, detail: detail.into(), retry_after: None }
     }
 
-    fn busy(detail: &str) -> Problem {
+    pub(crate) fn busy(detail: &str) -> Problem {
         Problem { retry_after: Some(1), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", detail) }
     }
 }
@@ -192,8 +203,9 @@ async fn deadline(timeout: Duration, request: Request, next: Next) -> Response {
 /// the deadline, so that timeouts are counted too.
 async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
-    let endpoint =
-        path.and_then(|path| ROUTES.iter().copied().find(|route| *route == path)).unwrap_or("other");
+    let endpoint = path
+        .and_then(|path| ROUTES.iter().chain(crate::review::ROUTES).copied().find(|route| *route == path))
+        .unwrap_or("other");
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status();
@@ -224,7 +236,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
-fn authorize<'a>(state: &'a AppState, headers: &HeaderMap, role: Role) -> Result<Option<&'a str>, Problem> {
+pub(crate) fn authorize<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<Option<&'a str>, Problem> {
     if state.tokens.is_empty() && role == Role::Match {
         return Ok(None);
     }
@@ -234,7 +250,7 @@ fn authorize<'a>(state: &'a AppState, headers: &HeaderMap, role: Role) -> Result
         Err(Denied::Missing) if state.tokens.is_empty() => Err(Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "list changes need an admin token, and none is configured",
+            format!("this needs a token with the {role:?} role, and none is configured").to_lowercase(),
         )),
         Err(Denied::Missing | Denied::Unknown) => {
             Err(Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required"))
@@ -249,7 +265,7 @@ fn authorize<'a>(state: &'a AppState, headers: &HeaderMap, role: Role) -> Result
     }
 }
 
-async fn read_body(body: Body, limit: u64) -> Result<Bytes, Problem> {
+pub(crate) async fn read_body(body: Body, limit: u64) -> Result<Bytes, Problem> {
     axum::body::to_bytes(body, limit as usize).await.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|source| source.to_string().contains("length limit exceeded"))
@@ -266,18 +282,20 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, Problem> {
     })
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Problem> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(bytes)
         .map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-json", err.to_string()))
 }
 
-fn json<T: Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     let mut response = serde_json::to_string(value).unwrap_or_default().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Problem> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Problem> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "a worker failed"))
@@ -302,7 +320,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// The query's own hashes, so that a caller can record or report them without hashing again.
 #[derive(Debug, Default, Serialize)]
-struct QueryHashes {
+pub(crate) struct QueryHashes {
     #[serde(skip_serializing_if = "Option::is_none")]
     md5: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,7 +370,7 @@ async fn match_content(
 
 /// The content of a request: the body itself, or, for `multipart/form-data` (an HTML form's
 /// upload), its file part: the first part with a file name or named `file`.
-async fn read_content(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, Problem> {
+pub(crate) async fn read_content(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, Problem> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Ok(boundary) = multer::parse_boundary(content_type) else {
         return read_body(body, limit).await;
@@ -374,7 +392,7 @@ async fn read_content(headers: &HeaderMap, body: Body, limit: u64) -> Result<Byt
     Err(Problem::new(StatusCode::BAD_REQUEST, "no-file", "the form has no file part"))
 }
 
-fn query_hashes(signals: &Signals) -> QueryHashes {
+pub(crate) fn query_hashes(signals: &Signals) -> QueryHashes {
     let d = &signals.digests;
     QueryHashes {
         md5: d.md5.map(hex::encode),
@@ -557,7 +575,7 @@ struct ListedHash {
 }
 
 /// The actor recorded for a change: the token's id, and the caller's own name for it if given.
-fn actor(token: &str, given: Option<String>) -> String {
+pub(crate) fn actor(token: &str, given: Option<String>) -> String {
     match given {
         Some(given) => format!("{token}/{given}"),
         None => token.to_string(),
@@ -680,4 +698,22 @@ async fn refresh(
         seq = refreshed.seq, "list refresh"
     );
     Ok(json(&RefreshAnswer { refreshed, skipped }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route served is documented, and every documented path is served (the contract
+    /// test checks each documented operation's answers against the daemon).
+    #[test]
+    fn the_routes_are_the_documented_paths() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented: Vec<&str> =
+            document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut served: Vec<&str> = ROUTES.iter().chain(crate::review::ROUTES).copied().collect();
+        documented.sort_unstable();
+        served.sort_unstable();
+        assert_eq!(served, documented);
+    }
 }

@@ -5,8 +5,10 @@
 //! All hashing and matching is `hashsieve-core`'s; this crate holds the sockets and what
 //! belongs to them: [`config`] (TOML), [`auth`] (bearer tokens with roles), [`http`] (routes,
 //! handlers, problem details, limits), [`clamd`] (clamd's protocol on a Unix socket or TCP,
-//! for antivirus plumbing), [`icap`] (ICAP, for web proxies checking content in line), [`server`] (bounded connections, header deadlines, graceful
-//! shutdown) and [`reload`] (following the index as other processes change it).
+//! for antivirus plumbing), [`icap`] (ICAP, for web proxies checking content in line),
+//! [`ingest`] (hotline reports from Redis Streams), [`hotline`] and [`review`] (a hotline's
+//! verdict memory and its analysts' API), [`server`] (bounded connections, header deadlines,
+//! graceful shutdown) and [`reload`] (following the index as other processes change it).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -28,11 +30,13 @@
 pub mod auth;
 pub mod clamd;
 pub mod config;
+pub mod hotline;
 pub mod http;
 pub mod icap;
 pub mod ingest;
 pub mod metrics;
 pub mod reload;
+pub mod review;
 pub mod server;
 pub mod tls;
 
@@ -121,7 +125,7 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
             }
             None => None,
         };
-        let ingest = ingest::serve(Arc::clone(&state), &config.ingest, stopping.clone()).await?;
+        let ingest = ingest::serve(Arc::clone(&state), config, stopping.clone()).await?;
         let metrics = Arc::clone(&state.metrics);
         let router = http::router(state);
         server::serve(listeners.http, router, listeners.tls, &config.limits, metrics, stopping.cancelled())
@@ -178,7 +182,12 @@ fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// Opens the index and binds the listeners.
 pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)> {
     let opening = config.clone();
-    let matcher = tokio::task::spawn_blocking(move || reload::open_matcher(&opening)).await??;
+    let (matcher, hotline) = tokio::task::spawn_blocking(move || {
+        let matcher = reload::open_matcher(&opening)?;
+        let hotline = hotline::Hotline::open(&opening, &matcher)?;
+        anyhow::Ok((matcher, hotline))
+    })
+    .await??;
     let http =
         listen(config.http.listen).with_context(|| format!("cannot listen on {}", config.http.listen))?;
     let tls = config.http.tls.as_ref().map(tls::acceptor).transpose()?;
@@ -196,6 +205,6 @@ pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)
         Some(address) => Some(listen(address).with_context(|| format!("cannot listen on {address} (ICAP)"))?),
         None => None,
     };
-    let state = Arc::new(AppState::new(matcher, config));
+    let state = Arc::new(AppState::new(matcher, config).with_hotline(hotline));
     Ok((state, Listeners { http, tls, clamd_tcp, clamd_unix, icap }))
 }

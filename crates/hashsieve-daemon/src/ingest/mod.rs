@@ -27,17 +27,19 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::IngestConfig;
+use crate::config::Config;
 use crate::http::AppState;
 
 /// Runs the stages `config` asks of this daemon until `shutdown`: hashing reports (if
-/// `workers` > 0) and deciding them (if it has a `triage_store`). Nothing if ingest is not
-/// configured.
+/// `ingest.workers` > 0) and deciding them (if it holds the hotline's verdict memory, a
+/// `[triage]` store). Nothing if ingest is not configured.
 pub async fn serve(
     state: Arc<AppState>,
-    config: &IngestConfig,
+    config: &Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let fetch = &config.fetch;
+    let config = &config.ingest;
     let Some(url) = &config.redis_url else { return Ok(Vec::new()) };
     let client = redis::Client::open(url.as_str()).with_context(|| format!("ingest.redis_url {url:?}"))?;
     let consumer = config.consumer.clone().unwrap_or_else(host_name);
@@ -54,21 +56,15 @@ pub async fn serve(
     };
     let mut tasks = Vec::new();
     if config.workers > 0 {
-        let fetcher = hashsieve_fetch::Fetcher::new(config.fetch.clone()).context("ingest.fetch")?;
+        let fetcher = hashsieve_fetch::Fetcher::new(fetch.clone()).context("[fetch]")?;
         let spec = spec(&config.reports_stream, &config.group, &config.hashed_stream, config.workers);
         let work = Arc::new(reports::ReportHashing { state: Arc::clone(&state), fetcher });
         tasks.push(spawn_consumer(client.clone(), spec, work, shutdown.clone()));
     }
-    if let Some(path) = &config.triage_store {
-        let opening = path.clone();
-        let store = tokio::task::spawn_blocking(move || {
-            hashsieve_triage::Triage::open(&opening, hashsieve_triage::TriageOptions::default())
-        })
-        .await?
-        .with_context(|| format!("ingest.triage_store {}", path.display()))?;
+    if let Some(hotline) = state.hotline.clone() {
         // Decisions are made one at a time, in stream order: grouping depends on what came before.
         let spec = spec(&config.hashed_stream, &config.triage_group, &config.results_stream, 1);
-        let work = Arc::new(triage::ReportTriage { state, triage: Arc::new(std::sync::Mutex::new(store)) });
+        let work = Arc::new(triage::ReportTriage { state, hotline });
         tasks.push(spawn_consumer(client, spec, work, shutdown));
     }
     Ok(tasks)

@@ -19,16 +19,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hashsieve_core::digest::DigestSet;
 use hashsieve_core::matcher::{Outcome as MatchOutcome, Verdict};
-use hashsieve_core::signals::{PdqMode, Signals};
+use hashsieve_core::signals::Signals;
 use hashsieve_fetch::Fetcher;
 
 use super::stream::{Message, Outcome, Work};
+use crate::hotline::{report_signals, valid_report_id};
 use crate::http::AppState;
-
-/// The longest report id accepted: ids are keys, not content.
-const MAX_REPORT_ID: usize = 200;
 
 /// Hashes reports: the [`Work`] of the first stage.
 pub struct ReportHashing {
@@ -82,14 +79,7 @@ impl ReportHashing {
         let permit = self.state.hashing.acquire().await.ok()?;
         let matcher = self.state.matcher.load_full();
         let checked = tokio::task::spawn_blocking(move || {
-            // Every digest and PDQ's variants whatever the lists hold: the verdict memory
-            // compares reports with each other by them.
-            let options = hashsieve_core::signals::SignalOptions {
-                digests: DigestSet::ALL,
-                pdq: PdqMode::Dihedral,
-                ..matcher.signal_options()
-            };
-            let signals = Signals::from_bytes(&content, &options);
+            let signals = report_signals(&matcher, &content);
             (matcher.check_signals(&signals), signals)
         })
         .await;
@@ -103,8 +93,7 @@ impl ReportHashing {
 /// The report id, if present and sane.
 fn report_id(fields: &BTreeMap<String, Vec<u8>>) -> Option<String> {
     let id = std::str::from_utf8(fields.get("report_id")?).ok()?;
-    let sane = !id.is_empty() && id.len() <= MAX_REPORT_ID && id.chars().all(|c| c.is_ascii_graphic());
-    sane.then(|| id.to_string())
+    valid_report_id(id).then(|| id.to_string())
 }
 
 /// The fields carried over from the report.

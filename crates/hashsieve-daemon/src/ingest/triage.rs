@@ -14,23 +14,23 @@
 //! review group), and `error` for a report that could not be hashed or recorded.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use hashsieve_core::digest::{DigestKind, Digests};
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
-use hashsieve_triage::Triage;
 use hashsieve_triage::model::{Outcome as Decision, Report};
 
 use super::stream::{Message, Outcome, Work};
+use crate::hotline::Hotline;
 use crate::http::AppState;
 
 /// Records hashed reports in the verdict memory: the [`Work`] of the second stage.
 pub struct ReportTriage {
     /// The index (the lists, the hotline's own among them).
     pub state: Arc<AppState>,
-    /// The verdict memory; one writer at a time.
-    pub triage: Arc<Mutex<Triage>>,
+    /// The verdict memory.
+    pub hotline: Arc<Hotline>,
 }
 
 impl Work for ReportTriage {
@@ -64,13 +64,9 @@ impl Work for ReportTriage {
             reported_ms: message.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0),
         };
         let matcher = self.state.matcher.load_full();
-        let triage = Arc::clone(&self.triage);
-        let decided = tokio::task::spawn_blocking(move || {
-            let listed = matcher.check_signals(&signals);
-            triage.lock().unwrap_or_else(PoisonError::into_inner).submit(&report, &signals, &listed)
-        })
-        .await
-        .ok()?;
+        let hotline = Arc::clone(&self.hotline);
+        let decided =
+            tokio::task::spawn_blocking(move || hotline.submit(&matcher, &report, &signals)).await.ok()?;
         match decided {
             Ok(decision) => {
                 let outcome = match &decision {

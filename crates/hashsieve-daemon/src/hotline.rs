@@ -1,0 +1,136 @@
+//! The hotline's verdict memory, as the daemon holds it: one `hashsieve-triage` store, shared
+//! by the ingest stage that decides reports ([`crate::ingest::triage`]) and the review API
+//! ([`crate::review`]), with the export of illegal verdicts to the hotline's own list.
+//!
+//! Export follows every verdict: the illegal items' digests and PDQ hash are added to
+//! `triage.export_list` in the index this daemon serves (durably, as one batch), so that every
+//! protocol — and every daemon following the index — matches them as known from then on. The
+//! verdict is recorded first and the export after it; if the export fails (a full disk, say),
+//! the verdict stands, the failure is reported, and the next verdict or restart exports what is
+//! owed: the store keeps a cursor of what each list has been given.
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use anyhow::Context;
+use hashsieve_core::delta::Change;
+use hashsieve_core::digest::DigestSet;
+use hashsieve_core::index::ListOptions;
+use hashsieve_core::matcher::Matcher;
+use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
+use hashsieve_fetch::Fetcher;
+use hashsieve_triage::export::ExportedItem;
+use hashsieve_triage::model::{Outcome, Report};
+use hashsieve_triage::{Triage, TriageError};
+
+use crate::config::Config;
+
+/// The longest report id accepted: ids are keys, not content.
+pub const MAX_REPORT_ID: usize = 200;
+
+/// Whether `id` can be a report id: 1 to [`MAX_REPORT_ID`] printable ASCII characters.
+pub fn valid_report_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_REPORT_ID && id.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// Hashes reported content: every digest and PDQ with its eight rotations and mirror images,
+/// whatever the lists hold, because the verdict memory compares reports with each other by
+/// them; within the matcher's decoding limits. Blocking.
+pub fn report_signals(matcher: &Matcher, content: &[u8]) -> Signals {
+    let options =
+        SignalOptions { digests: DigestSet::ALL, pdq: PdqMode::Dihedral, ..matcher.signal_options() };
+    Signals::from_bytes(content, &options)
+}
+
+/// The verdict memory and what goes with it.
+pub struct Hotline {
+    store: Mutex<Triage>,
+    export_list: Option<String>,
+    fetcher: Fetcher,
+}
+
+impl fmt::Debug for Hotline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hotline").field("export_list", &self.export_list).finish_non_exhaustive()
+    }
+}
+
+/// What an export after a verdict did.
+#[derive(Debug, Default)]
+pub struct Exported {
+    /// The items added to (or withdrawn from) the list.
+    pub items: Vec<ExportedItem>,
+    /// Why the export failed, if it did; the verdict stands and the export is retried later.
+    pub error: Option<String>,
+}
+
+impl Hotline {
+    /// Opens the store of `config.triage` (none if unset), creates the export list in
+    /// `matcher`'s index if it is missing, and exports what earlier verdicts still owe it.
+    /// Blocking.
+    pub fn open(config: &Config, matcher: &Matcher) -> anyhow::Result<Option<Hotline>> {
+        let Some(path) = &config.triage.store else { return Ok(None) };
+        let mut store = Triage::open(path, config.triage.options())
+            .with_context(|| format!("triage.store {}", path.display()))?;
+        let fetcher = Fetcher::new(config.fetch.clone()).context("[fetch]")?;
+        if let Some(list) = &config.triage.export_list {
+            let exists = matcher.live().view(|view| view.delta.list(list).is_some());
+            if !exists {
+                matcher
+                    .submit(vec![Change::DefineList(ListOptions::new(list.as_str()))], Some(EXPORT_ACTOR))
+                    .with_context(|| format!("creating the export list {list:?}"))?;
+            }
+            let export = store.export_to(matcher, list, Some(EXPORT_ACTOR))?;
+            if !export.items().is_empty() {
+                tracing::info!(
+                    list,
+                    items = export.items().len(),
+                    "exported verdicts owed since the last run"
+                );
+            }
+        }
+        Ok(Some(Hotline {
+            store: Mutex::new(store),
+            export_list: config.triage.export_list.clone(),
+            fetcher,
+        }))
+    }
+
+    /// The store, for one operation at a time (a poisoned lock is taken over: every write is
+    /// one transaction, so a panic mid-call left nothing half-done).
+    pub fn store(&self) -> MutexGuard<'_, Triage> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fetches reported URLs under the `[fetch]` policy.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
+    /// Matches `signals` against the lists and records the report. Blocking.
+    pub fn submit(
+        &self,
+        matcher: &Matcher,
+        report: &Report,
+        signals: &Signals,
+    ) -> Result<Outcome, TriageError> {
+        let listed = matcher.check_signals(signals);
+        self.store().submit(report, signals, &listed)
+    }
+
+    /// Exports what the verdicts owe the export list, if there is one. Blocking; call it with
+    /// the store held, after the verdict.
+    pub fn export(&self, store: &mut Triage, matcher: &Matcher) -> Exported {
+        let Some(list) = &self.export_list else { return Exported::default() };
+        match store.export_to(matcher, list, Some(EXPORT_ACTOR)) {
+            Ok(export) => Exported { items: export.items().to_vec(), error: None },
+            Err(err) => {
+                tracing::error!(list, error = %err, "export of verdicts failed; retried after the next verdict");
+                Exported { items: Vec::new(), error: Some(err.to_string()) }
+            }
+        }
+    }
+}
+
+/// The actor of exported list changes in the index's change log.
+const EXPORT_ACTOR: &str = "hashsieve-triage";

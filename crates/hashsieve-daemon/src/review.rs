@@ -1,0 +1,585 @@
+//! The hotline's HTTP API, on the daemon that holds the verdict memory (`[triage] store`):
+//! reports submitted directly, the review queue, verdicts, and the history of reports and
+//! items.
+//!
+//! | method and path | role | what |
+//! |---|---|---|
+//! | `POST /v1/reports` | report | `{"id", "url", "source"}`: the URL is fetched safely, hashed and decided |
+//! | `POST /v1/reports/content?id=&source=` | report | the body (or a form's file part) is the reported content |
+//! | `GET /v1/reports/{id}` | review | the report as recorded, and its item's history |
+//! | `GET /v1/review/groups?limit=&after=` | review | pending review groups, oldest first, each with its representative |
+//! | `GET /v1/review/groups/{group}` | review | a group and its members |
+//! | `POST /v1/review/groups/{group}/verdict` | review | `{"kind", "category", "note", "analyst"}` for every member |
+//! | `POST /v1/review/groups/{group}/split` | review | `{"items": [...]}` move to a group of their own |
+//! | `GET /v1/items/{item}` | review | an item, its reports and its history |
+//! | `POST /v1/items/{item}/verdict` | review | a verdict on one item (out of its group), or a correction |
+//!
+//! A report is decided as the ingest stages decide it: known (a hash list has it), previously
+//! assessed (it inherits an analyst's verdict) or new (a review group). Only reports' hashes
+//! and metadata are kept; the content is hashed in memory and dropped. Analysts view content
+//! in their own tools: what this API gives them is which item to open (a group's
+//! representative, with the URLs it was reported at) and where to write down what they saw.
+//! Every verdict is exported to the hotline's list at once when `triage.export_list` is set.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use hashsieve_fetch::FetchError;
+use hashsieve_triage::export::ExportedItem;
+use hashsieve_triage::model::{
+    Event, Group, GroupId, HistoryOf, Item, ItemId, Outcome, Report, ReportRecord, VerdictKind,
+};
+use hashsieve_triage::{Triage, TriageError};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Role;
+use crate::hotline::{Exported, Hotline, report_signals, valid_report_id};
+use crate::http::{
+    AppState, Problem, QueryHashes, actor, authorize, blocking, json, parse_json, query_hashes, read_body,
+    read_content,
+};
+
+/// The routes of this API, as metrics name them.
+pub(crate) const ROUTES: &[&str] = &[
+    "/v1/reports",
+    "/v1/reports/content",
+    "/v1/reports/{id}",
+    "/v1/review/groups",
+    "/v1/review/groups/{group}",
+    "/v1/review/groups/{group}/verdict",
+    "/v1/review/groups/{group}/split",
+    "/v1/items/{item}",
+    "/v1/items/{item}/verdict",
+];
+
+/// The hotline's routes.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/reports", post(submit_url))
+        .route("/v1/reports/content", post(submit_content))
+        .route("/v1/reports/{id}", get(report))
+        .route("/v1/review/groups", get(pending_groups))
+        .route("/v1/review/groups/{group}", get(group))
+        .route("/v1/review/groups/{group}/verdict", post(assess_group))
+        .route("/v1/review/groups/{group}/split", post(split_group))
+        .route("/v1/items/{item}", get(item))
+        .route("/v1/items/{item}/verdict", post(assess_item))
+}
+
+/// Pending groups listed at most per page.
+const MAX_PAGE: usize = 500;
+/// Reports of a representative listed with its group.
+const REPORTS_SHOWN: usize = 10;
+/// Members of a group whose items are listed with it.
+const MEMBERS_SHOWN: usize = 1000;
+/// The longest category name and note.
+const MAX_CATEGORY: usize = 64;
+const MAX_NOTE: usize = 4096;
+
+fn hotline(state: &AppState) -> Result<Arc<Hotline>, Problem> {
+    state.hotline.clone().ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no-triage",
+            "this daemon holds no verdict memory (set [triage] store on the one that should)",
+        )
+    })
+}
+
+impl From<TriageError> for Problem {
+    fn from(err: TriageError) -> Problem {
+        let detail = err.to_string();
+        match err {
+            TriageError::UnknownReport(_) | TriageError::UnknownItem(_) | TriageError::UnknownGroup(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", detail)
+            }
+            TriageError::GroupNotPending(_) => Problem::new(StatusCode::CONFLICT, "not-pending", detail),
+            TriageError::ReportIdReused { .. } => {
+                Problem::new(StatusCode::CONFLICT, "report-id-reused", detail)
+            }
+            TriageError::NotInGroup { .. } | TriageError::BadSplit { .. } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-split", detail)
+            }
+            TriageError::EmptyReportId | TriageError::NoDigest { .. } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-report", detail)
+            }
+            other => {
+                tracing::error!(error = %other, "triage store failed");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "triage-error", detail)
+            }
+        }
+    }
+}
+
+/// A number in the path, or a problem saying it is not one.
+fn number(path: Result<Path<u64>, PathRejection>) -> Result<u64, Problem> {
+    path.map(|Path(number)| number)
+        .map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-path", err.body_text()))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+}
+
+/// A report as posted: a URL to fetch.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrlReport {
+    id: String,
+    url: String,
+    #[serde(default)]
+    source: Option<String>,
+    /// When the report was made, if earlier than now (milliseconds since the epoch).
+    #[serde(default)]
+    reported_ms: Option<u64>,
+}
+
+/// A report of content: who reported it, the body is the content.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContentReport {
+    id: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    reported_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct SubmitAnswer {
+    report_id: String,
+    #[serde(flatten)]
+    outcome: Outcome,
+    size: u64,
+    hashes: QueryHashes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_url: Option<String>,
+}
+
+fn checked_report(id: String, source: String, reported_ms: Option<u64>) -> Result<Report, Problem> {
+    if !valid_report_id(&id) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-report",
+            "a report id is 1 to 200 printable ASCII characters",
+        ));
+    }
+    if source.len() > 2048 {
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-report", "the source is too long"));
+    }
+    Ok(Report { id, source, reported_ms: reported_ms.unwrap_or_else(now_ms) })
+}
+
+/// Why a reported URL was not fetched: the URL's fault (422) or the far end's (502).
+fn fetch_problem(err: FetchError) -> Problem {
+    let detail = format!("fetch: {err}");
+    match err {
+        FetchError::BadUrl { .. }
+        | FetchError::UnsupportedScheme { .. }
+        | FetchError::PortNotAllowed { .. }
+        | FetchError::Forbidden { .. }
+        | FetchError::BadRedirect { .. }
+        | FetchError::TooManyRedirects { .. }
+        | FetchError::TooLarge { .. }
+        | FetchError::ContentType { .. } => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "url-refused", detail)
+        }
+        _ => Problem::new(StatusCode::BAD_GATEWAY, "fetch-failed", detail),
+    }
+}
+
+async fn submit_url(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Report)?;
+    let hotline = hotline(&state)?;
+    let posted: UrlReport = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    // The URL is where an analyst will look: it is the report's source.
+    let report = checked_report(posted.id, posted.url.clone(), posted.reported_ms)?;
+    let fetched = hotline.fetcher().fetch(&posted.url).await.map_err(|err| {
+        tracing::info!(report = report.id, error = %err, "report not fetched");
+        fetch_problem(err)
+    })?;
+    let final_url = Some(fetched.final_url.to_string());
+    let answer = decide(&state, hotline, report, fetched.body.to_vec(), final_url).await?;
+    tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
+        source = posted.source.as_deref().unwrap_or("-"), outcome = outcome_name(&answer.outcome), "report");
+    Ok(json(&answer))
+}
+
+async fn submit_content(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    query: Result<Query<ContentReport>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Report)?;
+    let hotline = hotline(&state)?;
+    let Query(query) =
+        query.map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text()))?;
+    let report = checked_report(query.id, query.source.unwrap_or_default(), query.reported_ms)?;
+    let content = read_content(&headers, body, state.limits.max_body_bytes).await?;
+    let answer = decide(&state, hotline, report, content.to_vec(), None).await?;
+    tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
+        outcome = outcome_name(&answer.outcome), "report");
+    Ok(json(&answer))
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Known { .. } => "known",
+        Outcome::PreviouslyAssessed { .. } => "previously_assessed",
+        Outcome::New { .. } => "new",
+    }
+}
+
+/// Hashes reported content within the shared hashing slots and records the report.
+async fn decide(
+    state: &AppState,
+    hotline: Arc<Hotline>,
+    report: Report,
+    content: Vec<u8>,
+    final_url: Option<String>,
+) -> Result<SubmitAnswer, Problem> {
+    let permit =
+        state.hashing.try_acquire().map_err(|_| Problem::busy("too much content is being hashed"))?;
+    let matcher = state.matcher.load_full();
+    let report_id = report.id.clone();
+    let (outcome, signals) = blocking(move || {
+        let signals = report_signals(&matcher, &content);
+        (hotline.submit(&matcher, &report, &signals), signals)
+    })
+    .await?;
+    drop(permit);
+    Ok(SubmitAnswer {
+        report_id,
+        outcome: outcome?,
+        size: signals.size,
+        hashes: query_hashes(&signals),
+        final_url,
+    })
+}
+
+/// Runs `work` on the store, on the blocking pool.
+async fn with_store<T: Send + 'static>(
+    hotline: Arc<Hotline>,
+    work: impl FnOnce(&mut Triage, &Hotline) -> Result<T, TriageError> + Send + 'static,
+) -> Result<T, Problem> {
+    Ok(blocking(move || work(&mut hotline.store(), &hotline)).await??)
+}
+
+#[derive(Serialize)]
+struct ReportAnswer {
+    report: ReportRecord,
+    history: Vec<Event>,
+}
+
+async fn report(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, Role::Review)?;
+    let answer = with_store(hotline(&state)?, move |store, _| {
+        Ok(ReportAnswer { report: store.report(&id)?, history: store.history(HistoryOf::Report(&id))? })
+    })
+    .await?;
+    Ok(json(&answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ReportRef {
+    id: String,
+    source: String,
+}
+
+#[derive(Serialize)]
+struct PendingGroup {
+    group: GroupId,
+    members: usize,
+    oldest_report_ms: u64,
+    representative: Item,
+    reports: Vec<ReportRef>,
+}
+
+#[derive(Serialize)]
+struct GroupPageAnswer {
+    groups: Vec<PendingGroup>,
+    next: Option<GroupId>,
+    pending: u64,
+}
+
+async fn pending_groups(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, Role::Review)?;
+    let Query(query) =
+        query.map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text()))?;
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let after = query.after.map(GroupId);
+    let answer = with_store(hotline(&state)?, move |store, _| {
+        let page = store.pending_groups(limit, after)?;
+        let mut groups = Vec::with_capacity(page.groups.len());
+        for summary in page.groups {
+            let reports = store
+                .reports_of(summary.representative)?
+                .into_iter()
+                .take(REPORTS_SHOWN)
+                .map(|id| Ok(ReportRef { source: store.report(&id)?.source, id }))
+                .collect::<Result<_, TriageError>>()?;
+            groups.push(PendingGroup {
+                group: summary.group,
+                members: summary.members,
+                oldest_report_ms: summary.oldest_report_ms,
+                representative: store.item(summary.representative)?,
+                reports,
+            });
+        }
+        Ok(GroupPageAnswer { groups, next: page.next, pending: store.counts()?.pending_groups })
+    })
+    .await?;
+    Ok(json(&answer))
+}
+
+#[derive(Serialize)]
+struct GroupAnswer {
+    group: Group,
+    items: Vec<Item>,
+}
+
+async fn group(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<u64>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, Role::Review)?;
+    let id = number(id)?;
+    let answer = with_store(hotline(&state)?, move |store, _| {
+        let group = store.group(GroupId(id))?;
+        let items = group
+            .members
+            .iter()
+            .take(MEMBERS_SHOWN)
+            .map(|&member| store.item(member))
+            .collect::<Result<_, _>>()?;
+        Ok(GroupAnswer { group, items })
+    })
+    .await?;
+    Ok(json(&answer))
+}
+
+/// A verdict as posted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerdictRequest {
+    kind: VerdictName,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    /// The analyst's name, recorded after the token's id (for a review tool that uses one token
+    /// for its users).
+    #[serde(default)]
+    analyst: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum VerdictName {
+    Illegal,
+    Legal,
+    Unclear,
+}
+
+impl VerdictRequest {
+    /// The verdict, the analyst's name and the note, checked.
+    fn checked(self, token: Option<&str>) -> Result<(VerdictKind, String, Option<String>), Problem> {
+        let invalid = |detail: &str| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-verdict", detail);
+        let kind = match (self.kind, self.category) {
+            (VerdictName::Illegal, Some(category))
+                if !category.trim().is_empty() && category.len() <= MAX_CATEGORY =>
+            {
+                VerdictKind::Illegal { category }
+            }
+            (VerdictName::Illegal, _) => {
+                return Err(invalid("an illegal verdict needs a category of 1 to 64 characters"));
+            }
+            (VerdictName::Legal | VerdictName::Unclear, Some(_)) => {
+                return Err(invalid("only an illegal verdict has a category"));
+            }
+            (VerdictName::Legal, None) => VerdictKind::Legal,
+            (VerdictName::Unclear, None) => VerdictKind::Unclear,
+        };
+        if self.note.as_ref().is_some_and(|note| note.len() > MAX_NOTE)
+            || self.analyst.as_ref().is_some_and(|name| name.len() > MAX_CATEGORY)
+        {
+            return Err(invalid("the note is at most 4096 bytes, the analyst's name 64"));
+        }
+        Ok((kind, actor(token.unwrap_or("-"), self.analyst), self.note))
+    }
+}
+
+#[derive(Serialize)]
+struct ExportedJson {
+    item: ItemId,
+    category: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExportAnswer {
+    exported: Vec<ExportedJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    export_error: Option<String>,
+}
+
+impl From<Exported> for ExportAnswer {
+    fn from(exported: Exported) -> ExportAnswer {
+        let item = |ExportedItem { item, category }| ExportedJson { item, category };
+        ExportAnswer {
+            exported: exported.items.into_iter().map(item).collect(),
+            export_error: exported.error,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct GroupVerdictAnswer {
+    group: GroupId,
+    items: Vec<ItemId>,
+    #[serde(flatten)]
+    export: ExportAnswer,
+}
+
+async fn assess_group(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    id: Result<Path<u64>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Review)?;
+    let id = number(id)?;
+    let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let (verdict, analyst, note) = request.checked(token)?;
+    let matcher = state.matcher.load_full();
+    let group = GroupId(id);
+    let audited = (format!("{verdict:?}"), analyst.clone());
+    let (items, exported) = with_store(hotline(&state)?, move |store, hotline| {
+        let items = store.assess_group(group, verdict, &analyst, note.as_deref())?;
+        Ok((items, hotline.export(store, &matcher)))
+    })
+    .await?;
+    tracing::info!(target: "audit", client = %peer, analyst = audited.1, group = id, items = items.len(),
+        verdict = audited.0, exported = exported.items.len(), "verdict");
+    Ok(json(&GroupVerdictAnswer { group, items, export: exported.into() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitRequest {
+    items: Vec<ItemId>,
+}
+
+#[derive(Serialize)]
+struct SplitAnswer {
+    group: GroupId,
+    new_group: GroupId,
+}
+
+async fn split_group(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    id: Result<Path<u64>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Review)?;
+    let id = number(id)?;
+    let request: SplitRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let group = GroupId(id);
+    let new_group =
+        with_store(hotline(&state)?, move |store, _| store.split_group(group, &request.items)).await?;
+    tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), group = id,
+        new_group = new_group.0, "split");
+    Ok(json(&SplitAnswer { group, new_group }))
+}
+
+#[derive(Serialize)]
+struct ItemAnswer {
+    item: Item,
+    reports: Vec<String>,
+    history: Vec<Event>,
+}
+
+async fn item(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<u64>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    authorize(&state, &headers, Role::Review)?;
+    let id = number(id)?;
+    let id = ItemId(id);
+    let answer = with_store(hotline(&state)?, move |store, _| {
+        Ok(ItemAnswer {
+            item: store.item(id)?,
+            reports: store.reports_of(id)?,
+            history: store.history(HistoryOf::Item(id))?,
+        })
+    })
+    .await?;
+    Ok(json(&answer))
+}
+
+#[derive(Serialize)]
+struct ItemVerdictAnswer {
+    item: ItemId,
+    #[serde(flatten)]
+    export: ExportAnswer,
+}
+
+async fn assess_item(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    id: Result<Path<u64>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Review)?;
+    let id = number(id)?;
+    let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let (verdict, analyst, note) = request.checked(token)?;
+    let matcher = state.matcher.load_full();
+    let item = ItemId(id);
+    let audited = (format!("{verdict:?}"), analyst.clone());
+    let exported = with_store(hotline(&state)?, move |store, hotline| {
+        store.assess_item(item, verdict, &analyst, note.as_deref())?;
+        Ok(hotline.export(store, &matcher))
+    })
+    .await?;
+    tracing::info!(target: "audit", client = %peer, analyst = audited.1, item = id, verdict = audited.0,
+        exported = exported.items.len(), "verdict");
+    Ok(json(&ItemVerdictAnswer { item, export: exported.into() }))
+}
