@@ -473,6 +473,43 @@ struct GroupVerdictAnswer {
     export: ExportAnswer,
 }
 
+/// What a verdict is given to.
+#[derive(Debug, Clone, Copy)]
+enum Judged {
+    Group(GroupId),
+    Item(ItemId),
+}
+
+/// Reads and checks a verdict, records it on `target`, and exports what it owes the export
+/// list: the items judged, and the export.
+async fn judge(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+    target: Judged,
+) -> Result<(Vec<ItemId>, ExportAnswer), Problem> {
+    let token = authorize(state, headers, Role::Review)?;
+    let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let (verdict, analyst, note) = request.checked(token)?;
+    let matcher = state.matcher.load_full();
+    let audited = (format!("{verdict:?}"), analyst.clone());
+    let (items, exported) = with_store(hotline(state)?, move |store, hotline| {
+        let items = match target {
+            Judged::Group(group) => store.assess_group(group, verdict, &analyst, note.as_deref())?,
+            Judged::Item(item) => {
+                store.assess_item(item, verdict, &analyst, note.as_deref())?;
+                vec![item]
+            }
+        };
+        Ok((items, hotline.export(store, &matcher)))
+    })
+    .await?;
+    tracing::info!(target: "audit", client = %peer, analyst = audited.1, judged = ?target, items = items.len(),
+        verdict = audited.0, exported = exported.items.len(), "verdict");
+    Ok((items, exported.into()))
+}
+
 async fn assess_group(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -480,21 +517,9 @@ async fn assess_group(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let token = authorize(&state, &headers, Role::Review)?;
-    let id = number(id)?;
-    let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
-    let (verdict, analyst, note) = request.checked(token)?;
-    let matcher = state.matcher.load_full();
-    let group = GroupId(id);
-    let audited = (format!("{verdict:?}"), analyst.clone());
-    let (items, exported) = with_store(hotline(&state)?, move |store, hotline| {
-        let items = store.assess_group(group, verdict, &analyst, note.as_deref())?;
-        Ok((items, hotline.export(store, &matcher)))
-    })
-    .await?;
-    tracing::info!(target: "audit", client = %peer, analyst = audited.1, group = id, items = items.len(),
-        verdict = audited.0, exported = exported.items.len(), "verdict");
-    Ok(json(&GroupVerdictAnswer { group, items, export: exported.into() }))
+    let group = GroupId(number(id)?);
+    let (items, export) = judge(&state, peer, &headers, body, Judged::Group(group)).await?;
+    Ok(json(&GroupVerdictAnswer { group, items, export }))
 }
 
 #[derive(Deserialize)]
@@ -567,19 +592,7 @@ async fn assess_item(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let token = authorize(&state, &headers, Role::Review)?;
-    let id = number(id)?;
-    let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
-    let (verdict, analyst, note) = request.checked(token)?;
-    let matcher = state.matcher.load_full();
-    let item = ItemId(id);
-    let audited = (format!("{verdict:?}"), analyst.clone());
-    let exported = with_store(hotline(&state)?, move |store, hotline| {
-        store.assess_item(item, verdict, &analyst, note.as_deref())?;
-        Ok(hotline.export(store, &matcher))
-    })
-    .await?;
-    tracing::info!(target: "audit", client = %peer, analyst = audited.1, item = id, verdict = audited.0,
-        exported = exported.items.len(), "verdict");
-    Ok(json(&ItemVerdictAnswer { item, export: exported.into() }))
+    let item = ItemId(number(id)?);
+    let (_, export) = judge(&state, peer, &headers, body, Judged::Item(item)).await?;
+    Ok(json(&ItemVerdictAnswer { item, export }))
 }
