@@ -153,9 +153,11 @@ fn run() -> anyhow::Result<()> {
 
     let selection = pictures::choose(&options.photos, options.originals, options.seed)?;
     figures::print_originals(&selection);
+    let photos = selection.photos;
     let scenario = Scenario::build(selection.pictures, options.reports, options.seed)?;
     let edited = EditedPdq::measure(&scenario);
     figures::print_stream(&scenario, &edited);
+    figures::print_crop_sweep(&scenario, photos);
     println!("(pictures and stream ready after {:.1} s)", started.elapsed().as_secs_f64());
 
     // The script passes a directory it removes; run alone, a temporary one removed on drop.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use hashsieve_core::signals::PdqSignal;
 use rayon::prelude::*;
 
-use crate::edits::EditKind;
+use crate::edits::{Edit, EditKind, Step};
 use crate::pictures::{self, MIN_DISTANCE, MIN_QUALITY, Selection};
 use crate::queue::Decided;
 use crate::runs::TriageRun;
@@ -107,6 +107,48 @@ pub fn print_stream(scenario: &Scenario, edited: &EditedPdq) {
         let median = distances.get(distances.len() / 2).map_or("-".into(), u32::to_string);
         let max = distances.last().map_or("-".into(), u32::to_string);
         println!("  {:<12} {:>6} {:>6} {median:>8} {max:>5} {weak:>11}", kind.name(), distances.len(), near);
+    }
+}
+
+/// How fast PDQ gives up on crops, on the originals themselves: every edge cut by the same
+/// percentage, saved as JPEG q90; the real photos apart from the generated pictures, to show
+/// that the generated ones behave like photos.
+pub fn print_crop_sweep(scenario: &Scenario, photos: usize) {
+    const GENERATED_SAMPLE: usize = 60;
+    let sample: Vec<(bool, usize)> = (0..scenario.originals.len())
+        .map(|original| (original < photos, original))
+        .filter(|&(photo, original)| photo || original < photos + GENERATED_SAMPLE)
+        .collect();
+    println!(
+        "crop sweep: every edge cut by the same share, JPEG q90; PDQ distance to the original \
+         ({photos} photos, {} generated)",
+        sample.len() - photos
+    );
+    for percent in 1..=5 {
+        let edit = Edit {
+            steps: vec![Step::Crop { left: percent, top: percent, right: percent, bottom: percent }],
+            quality: 90,
+        };
+        let measured: Vec<(bool, Option<u32>)> = sample
+            .par_iter()
+            .map(|&(photo, original)| {
+                let picture = &scenario.originals[original].picture;
+                let cropped = edit.apply(&picture.bytes).ok().and_then(|bytes| pictures::pdq_of(&bytes));
+                (photo, cropped.map(|cropped| pictures::distance(&picture.pdq, &cropped)))
+            })
+            .collect();
+        let summary = |photos: bool| {
+            let mut distances: Vec<u32> = measured
+                .iter()
+                .filter(|(photo, _)| *photo == photos)
+                .filter_map(|(_, distance)| *distance)
+                .collect();
+            distances.sort_unstable();
+            let near = distances.iter().filter(|&&distance| distance <= PDQ_THRESHOLD).count();
+            let median = distances.get(distances.len() / 2).map_or("-".into(), u32::to_string);
+            format!("median {median:>3}, near {near:>2}/{:<2}", distances.len())
+        };
+        println!("  {percent}% each edge: photos {}; generated {}", summary(true), summary(false));
     }
 }
 
