@@ -106,6 +106,11 @@ impl Edit {
         }
     }
 
+    /// Whether part of the picture is cut off: the edit PDQ survives least.
+    pub fn crops(&self) -> bool {
+        self.steps.iter().any(|step| matches!(step, Step::Crop { .. }))
+    }
+
     /// The edited copy of the encoded picture `original`.
     pub fn apply(&self, original: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut image = image::load_from_memory(original)?.to_rgb8();

@@ -364,14 +364,18 @@ fn print_extra(scenario: &Scenario, edited: &EditedPdq, run: &TriageRun, near_kn
     }
     let never_opened = genuine.difference(&opened).count();
     let extra = unstarted + extras.values().map(Vec::len).sum::<usize>();
-    let pct = 100.0 * extra as f64 / scenario.reports.len() as f64;
+    let pp = |n: usize| format!("+{:.2} pp", 100.0 * n as f64 / scenario.reports.len() as f64);
     println!(
-        "   opens beyond the genuinely new groups: {extra} (+{pct:.2} pp); genuinely new groups never opened: \
-         {never_opened}"
+        "   opens beyond the genuinely new groups: {extra} ({}); genuinely new groups never opened: {never_opened}",
+        pp(extra)
     );
     if unstarted > 0 {
-        println!("     {unstarted:>4}  groups opened with no report decided new in them (unexpected)");
+        println!(
+            "     {unstarted:>4} ({})  groups opened with no report decided new in them (unexpected)",
+            pp(unstarted)
+        );
     }
+    let indent = "                       ";
     for (why, groups) in &extras {
         let explanation = match why {
             Extra::ListedNear if near_known_is_known => {
@@ -382,34 +386,61 @@ fn print_extra(scenario: &Scenario, edited: &EditedPdq, run: &TriageRun, near_kn
                  match goes to a person under this setting (one look per picture, then inherited)"
             }
             Extra::BeyondThreshold => {
-                "edited copies farther than 31 from their original in PDQ (listed, or already opened)"
+                "edited copies farther than 31 from their original in PDQ (of listed pictures, or of pictures \
+                 already opened): a group of their own"
             }
             Extra::Weak => "edited copies with PDQ quality below 50 (matched by digest only)",
             Extra::Other => "other (unexplained)",
         };
-        println!("     {:>4}  {explanation}", groups.len());
+        println!("     {:>4} ({})  {explanation}", groups.len(), pp(groups.len()));
+        let edit_of = |report: &Report| scenario.contents[report.content].edit.as_ref();
+        let mut by_kind: BTreeMap<Option<EditKind>, usize> = BTreeMap::new();
+        for (report, _) in groups {
+            *by_kind.entry(edit_of(report).map(Edit::kind)).or_insert(0) += 1;
+        }
+        let by_kind: Vec<String> = by_kind
+            .iter()
+            .map(|(kind, n)| format!("{} {n}", kind.map_or("no edit", EditKind::name)))
+            .collect();
+        println!("{indent}by edit: {}", by_kind.join(", "));
+        // Under the default these are expected, one per listed picture edited: the count says it.
         if *why == Extra::ListedNear && !near_known_is_known {
-            let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-            for (report, _) in groups {
-                let kind =
-                    scenario.contents[report.content].edit.as_ref().map_or("none", |edit| edit.kind().name());
-                *by_kind.entry(kind).or_insert(0) += 1;
-            }
-            let by_kind: Vec<String> = by_kind.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
-            println!("           by edit: {}", by_kind.join(", "));
             continue;
         }
-        for (report, distance) in groups {
-            let content = &scenario.contents[report.content];
-            let edit = content.edit.as_ref().map_or("no edit".into(), ToString::to_string);
-            let kind = content.edit.as_ref().map_or("-", |edit| edit.kind().name());
+        // Crops are many and alike: their distances in bands. Anything else is named.
+        let cropped: Vec<u32> = groups
+            .iter()
+            .filter(|(report, _)| edit_of(report).is_some_and(Edit::crops))
+            .filter_map(|(_, distance)| *distance)
+            .collect();
+        if !cropped.is_empty() {
+            println!(
+                "{indent}{} with a crop; their PDQ distance to the original: {}",
+                cropped.len(),
+                bands(&cropped)
+            );
+        }
+        for (report, distance) in
+            groups.iter().filter(|(report, _)| !edit_of(report).is_some_and(Edit::crops))
+        {
+            let edit = edit_of(report).map_or("no edit".into(), ToString::to_string);
             let distance = distance.map_or("-".into(), |distance| distance.to_string());
             let original = scenario.original_of(report);
             let listed = if original.listed { ", listed" } else { "" };
             println!(
-                "           {kind}: {edit}: PDQ distance {distance} to the original ({}, {}{listed})",
+                "{indent}{edit}: PDQ distance {distance} to the original ({}, {}{listed})",
                 report.id, original.picture.name
             );
         }
     }
+}
+
+/// Distances counted in bands of ten.
+fn bands(distances: &[u32]) -> String {
+    let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+    for &distance in distances {
+        *counts.entry(distance.min(80) / 10).or_insert(0) += 1;
+    }
+    let label = |band: u32| if band == 8 { "80+".into() } else { format!("{}-{}", band * 10, band * 10 + 9) };
+    counts.iter().map(|(&band, n)| format!("{} {n}", label(band))).collect::<Vec<_>>().join(", ")
 }

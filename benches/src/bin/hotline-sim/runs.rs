@@ -10,7 +10,7 @@ use anyhow::{Context, bail, ensure};
 use crate::http::request;
 use crate::queue::{Decided, HASHED, Queue, REPORTS};
 use crate::scenario::{Report, Scenario, Truth};
-use crate::services::{Pipeline, Setup, Shape};
+use crate::services::{Pipeline, Setup, Shape, cpu_seconds};
 
 /// Waiting longer than this for the next result means something is stuck.
 const STALL: Duration = Duration::from_secs(60);
@@ -49,13 +49,18 @@ pub fn triage(setup: &Setup, scenario: &Scenario, shape: Shape, shift: usize) ->
     Ok(run)
 }
 
-/// How long one run took.
+/// How long one run took, and where the CPU went.
 pub struct Timing {
     /// From the first XADD to the last result, by this program's clock.
     pub end_to_end: Duration,
+    /// From the first XADD to the last.
+    pub pushed: Duration,
     /// From the first report to the last hashed entry, by Redis's stream ids (ms): the hashing
     /// stage alone.
     pub hashing: Duration,
+    /// CPU seconds used by each process during the run (this program: while pushing and
+    /// collecting).
+    pub cpu: Vec<(String, f64)>,
 }
 
 /// Pushes every report up-front and waits for every result.
@@ -63,14 +68,20 @@ pub fn throughput(setup: &Setup, scenario: &Scenario, shape: Shape, name: &str) 
     let pipeline = Pipeline::start(setup, name, shape)?;
     let mut queue = Queue::connect(&pipeline.redis_url)?;
     let mut decisions = HashMap::new();
+    let own_cpu = || cpu_seconds("self").unwrap_or(0.0);
+    let cpu_before = own_cpu();
     let started = Instant::now();
     queue.push(scenario.reports.iter().map(|report| (report.id.as_str(), content(scenario, report))))?;
+    let pushed = started.elapsed();
     let duplicates = collect(&mut queue, &mut decisions, scenario.reports.len(), &pipeline)?;
     let end_to_end = started.elapsed();
+    let mut cpu = pipeline.cpu_seconds();
+    cpu.push(("hotline-sim".into(), own_cpu() - cpu_before));
     ensure!(duplicates == 0, "{duplicates} results published twice");
     let first_report = queue.entry_ms(REPORTS, true)?;
     let last_hashed = queue.entry_ms(HASHED, false)?;
-    Ok(Timing { end_to_end, hashing: Duration::from_millis(last_hashed.saturating_sub(first_report)) })
+    let hashing = Duration::from_millis(last_hashed.saturating_sub(first_report));
+    Ok(Timing { end_to_end, pushed, hashing, cpu })
 }
 
 fn content<'a>(scenario: &'a Scenario, report: &Report) -> &'a [u8] {

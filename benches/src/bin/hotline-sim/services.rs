@@ -17,6 +17,7 @@ use crate::queue::Queue;
 
 /// A child process, killed and reaped when dropped.
 struct Service {
+    name: String,
     child: Child,
 }
 
@@ -53,8 +54,8 @@ pub struct Pipeline {
     pub review: SocketAddr,
     pub dir: PathBuf,
     // Fields drop in order: the daemons before the Redis they use.
-    _daemons: Vec<Service>,
-    _redis: Service,
+    daemons: Vec<Service>,
+    redis: Service,
 }
 
 impl Pipeline {
@@ -103,8 +104,27 @@ impl Pipeline {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Pipeline { redis_url, review, dir, _daemons: daemons, _redis: redis })
+        Ok(Pipeline { redis_url, review, dir, daemons, redis })
     }
+
+    /// The CPU time each process of the run has used so far, by name.
+    pub fn cpu_seconds(&self) -> Vec<(String, f64)> {
+        let services = self.daemons.iter().chain([&self.redis]);
+        services
+            .filter_map(|service| Some((service.name.clone(), cpu_seconds(&service.child.id().to_string())?)))
+            .collect()
+    }
+}
+
+/// The CPU time (user and system) process `pid` (or `self`) has used, from /proc (Linux).
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name before ')' may hold spaces; utime and stime are the 12th and 13th
+    // fields after it.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+    Some(ticks as f64 / 100.0)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -121,7 +141,7 @@ fn start_redis(dir: &Path) -> anyhow::Result<(Service, String)> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting redis-server (Debian package redis-server)")?;
-    let service = Service { child };
+    let service = Service { name: "redis-server".into(), child };
     let url = format!("redis://127.0.0.1:{port}/");
     let client = redis::Client::open(url.as_str())?;
     let started = Instant::now();
@@ -153,7 +173,7 @@ fn start_daemon(
         .spawn()
         .with_context(|| format!("starting {}", setup.hashsieved.display()))?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let service = Service { child };
+    let service = Service { name: name.into(), child };
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let Some(address) = line.trim().strip_prefix("listening on http://") else {
