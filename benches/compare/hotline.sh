@@ -15,10 +15,11 @@
 #   - correctness against the ground truth, and why any extra item was opened (each edited
 #     copy's PDQ distance to its original);
 #   - throughput, first XADD to last result, with one hashing daemon and with two (median of
-#     alternating rounds, and the ratio), with the machine's core count.
+#     alternating rounds, and the ratio; also the hashing stage alone, and each process's CPU
+#     seconds), with the machine's core count.
 #
-#   bash benches/compare/hotline.sh          # 400 pictures, 1,600 reports, 3 rounds (~5 minutes)
-#   bash benches/compare/hotline.sh quick    # 80 pictures, 320 reports, 1 round (~1 minute)
+#   bash benches/compare/hotline.sh          # 400 pictures, 1,600 reports, 5 rounds (~2 minutes)
+#   bash benches/compare/hotline.sh quick    # 80 pictures, 320 reports, 3 rounds (~30 seconds)
 #   SEED=7 bash benches/compare/hotline.sh   # another stream
 #
 # It installs redis-server with apt-get when missing. The PDQ reference photos are taken from

@@ -10,7 +10,8 @@
 //! Each gets a pretend verdict (illegal A/B/C, legal or unclear); 15% are "listed": their MD5
 //! and PDQ are in the external hash list (list `external`) the daemons serve.
 //!
-//! The report stream, in a seeded mixed order (the full run: 400 pictures, 1,600 reports):
+//! The report stream, in a seeded mixed order (400 pictures and 1,600 reports; 80 and 320 with
+//! `--quick`):
 //!
 //! - first reports of unlisted pictures (the original file): one per unlisted picture, ~21%;
 //! - exact re-reports (the same bytes as an earlier report, half the time a recent one): ~31%;
@@ -25,10 +26,10 @@
 //! directory read-only (`workers = 1` each). Reports go in with `XADD hashsieve:reports`;
 //! decisions come out of `hashsieve:results`.
 //!
-//! Triage runs (two hashing daemons): the stream is pushed in shifts of 100 reports; when a
-//! shift's reports are all decided, a simulated analyst lists the pending review groups and
-//! assesses each (one item opened by a person: the representative), giving the ground truth of
-//! the picture it shows. The run is made twice: `near_known_is_known = false` (the default) and
+//! Triage runs (two hashing daemons): the stream is pushed in shifts of 100 reports (40 with
+//! `--quick`); when a shift's reports are all decided, a simulated analyst lists the pending
+//! review groups and assesses each (one item opened by a person: the representative), giving
+//! the ground truth of the picture it shows. The run is made twice: `near_known_is_known = false` (the default) and
 //! `true`. Printed: items; the share opened by a person; the share of genuinely new groups
 //! (distinct unlisted pictures in the stream) and the difference in percentage points (the goal
 //! is at most 1); naive (every item opened); exact-hash-only matching (list MD5s plus the digests
@@ -36,8 +37,10 @@
 //! truth; and why any extra item was opened, with each edited copy's PDQ distance to its original.
 //!
 //! Throughput runs: the whole stream pushed up-front, no analyst, with one hashing daemon and
-//! with two, alternating, each run with a fresh Redis, verdict memory and index; the median
-//! reports/s of each and the ratio. The machine's core count is printed with them.
+//! with two, alternating (5 rounds; 3 in `--quick`), each run with a fresh Redis, verdict
+//! memory and index; the median reports/s of each, first XADD to last result, and the ratio;
+//! the same for the hashing stage alone (by the stream ids), and the CPU seconds each process
+//! used, which show which stage bounds the whole. The machine's core count is printed with them.
 //!
 //! ```text
 //! hotline-sim [--quick] [--seed N] [--originals N] [--reports N] [--shift N] [--rounds N]

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+// The threshold the daemons run with (triage's and core's default).
+use hashsieve_core::index::DEFAULT_PDQ_THRESHOLD as PDQ_THRESHOLD;
 use hashsieve_core::signals::PdqSignal;
 use rayon::prelude::*;
 
@@ -13,9 +15,6 @@ use crate::pictures::{self, MIN_DISTANCE, MIN_QUALITY, Selection};
 use crate::queue::Decided;
 use crate::runs::TriageRun;
 use crate::scenario::{EXTERNAL_LIST, Kind, Report, Scenario, Truth, category};
-
-/// Core's and triage's PDQ near-duplicate threshold.
-const PDQ_THRESHOLD: u32 = 31;
 
 pub fn print_originals(selection: &Selection) {
     let generated = selection.pictures.len() - selection.photos;

@@ -13,7 +13,7 @@ use hashsieve_core::digest::{DigestKind, DigestSet, digest_bytes};
 use hashsieve_core::index::IndexBuilder;
 use hashsieve_core::store::IndexDir;
 
-use crate::queue::Queue;
+use crate::queue::{HASHED, Queue, REPORTS};
 
 /// A child process, killed and reaped when dropped.
 struct Service {
@@ -96,8 +96,9 @@ impl Pipeline {
         // Ready when every consumer has joined its group: from then on nothing waits on a start.
         let mut queue = Queue::connect(&redis_url)?;
         let started = Instant::now();
-        while queue.consumers("hashsieve:reports", "hashsieve-hashing") < shape.hashers
-            || queue.consumers("hashsieve:hashed", "hashsieve-triage") < 1
+        // The daemon's default consumer group names.
+        while queue.consumers(REPORTS, "hashsieve-hashing") < shape.hashers
+            || queue.consumers(HASHED, "hashsieve-triage") < 1
         {
             if started.elapsed() > Duration::from_secs(30) {
                 bail!("the daemons did not join their consumer groups; see the logs in {}", dir.display());
