@@ -52,6 +52,7 @@ fn spec(consumer: &str) -> StreamSpec {
         output: "results".into(),
         batch: 16,
         concurrency: 4,
+        ordered: false,
         block: Duration::from_millis(100),
         claim_idle: Duration::from_millis(500),
         marker_ttl: Duration::from_secs(3600),

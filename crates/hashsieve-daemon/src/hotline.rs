@@ -16,7 +16,7 @@ use anyhow::Context;
 use hashsieve_core::delta::Change;
 use hashsieve_core::digest::DigestSet;
 use hashsieve_core::index::ListOptions;
-use hashsieve_core::matcher::Matcher;
+use hashsieve_core::matcher::{Matcher, Verdict};
 use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
 use hashsieve_fetch::Fetcher;
 use hashsieve_triage::export::ExportedItem;
@@ -116,6 +116,15 @@ impl Hotline {
     ) -> Result<Outcome, TriageError> {
         let listed = matcher.check_signals(signals);
         self.store().submit(report, signals, &listed)
+    }
+
+    /// Records reports in order, durably with one fsync for them all; see
+    /// [`Triage::submit_all`]. `reports` carry the lists' verdicts. Blocking.
+    pub fn submit_all(
+        &self,
+        reports: &[(Report, Signals, Verdict)],
+    ) -> Result<Vec<Result<Outcome, TriageError>>, TriageError> {
+        self.store().submit_all(reports)
     }
 
     /// Exports what the verdicts owe the export list, if there is one. Blocking; call it with

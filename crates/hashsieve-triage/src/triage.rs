@@ -69,6 +69,8 @@ pub struct Triage {
     path: PathBuf,
     options: TriageOptions,
     near: NearTable,
+    /// Within [`Triage::submit_all`]: commits are held in memory until its one fsync.
+    deferred: bool,
 }
 
 impl Triage {
@@ -77,7 +79,8 @@ impl Triage {
     pub fn open(path: &Path, options: TriageOptions) -> Result<Triage, TriageError> {
         let db = Database::create(path)
             .map_err(|source| TriageError::Open { path: path.to_path_buf(), source })?;
-        let mut triage = Triage { db, path: path.to_path_buf(), options, near: NearTable::new() };
+        let mut triage =
+            Triage { db, path: path.to_path_buf(), options, near: NearTable::new(), deferred: false };
         let found = triage.write("open", |tables| {
             let found = tables.meta.get(store::FORMAT_KEY)?.map(|guard| guard.value());
             if found.is_none() {
@@ -174,6 +177,25 @@ impl Triage {
             self.near.insert(item, &hash, status);
         }
         Ok(outcome)
+    }
+
+    /// Submits reports one after another, each seeing the ones before it, as [`Triage::submit`]
+    /// would, and makes them all durable with one fsync at the end instead of one each: what a
+    /// queue consumer deciding a batch wants. Each report's outcome (or its own error, e.g. a
+    /// reused id) is in the vector; the outer error means the final fsync failed, and then no
+    /// outcome may be acted on as durable — a later successful write (any write) makes them so,
+    /// and a crash before it loses them all, as if they had never been submitted.
+    pub fn submit_all(
+        &mut self,
+        reports: &[(Report, Signals, ListVerdict)],
+    ) -> Result<Vec<Result<Outcome, TriageError>>, TriageError> {
+        self.deferred = true;
+        let outcomes =
+            reports.iter().map(|(report, signals, listed)| self.submit(report, signals, listed)).collect();
+        self.deferred = false;
+        // An immediate commit makes every deferred one before it durable.
+        self.write("sync", |_| Ok(()))?;
+        Ok(outcomes)
     }
 
     /// A page of groups awaiting review, in the order they were started, `limit` at most,
@@ -508,8 +530,9 @@ impl Triage {
         run().map_err(|failure| failure.during(during))
     }
 
-    /// Runs `body` in a write transaction and commits it with fsync before returning; if `body`
-    /// fails, nothing is written.
+    /// Runs `body` in a write transaction and commits it with fsync before returning (or, within
+    /// [`Triage::submit_all`], without: redb keeps it visible in this process and makes it
+    /// durable with the next immediate commit); if `body` fails, nothing is written.
     pub(crate) fn write<T>(
         &self,
         during: &'static str,
@@ -517,7 +540,7 @@ impl Triage {
     ) -> Result<T, TriageError> {
         let run = || {
             let mut txn = self.db.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
+            txn.set_durability(if self.deferred { Durability::None } else { Durability::Immediate })?;
             let out = {
                 let mut tables = Tables::open(&txn)?;
                 body(&mut tables)?

@@ -1,6 +1,7 @@
-//! Acknowledged writes survive kill -9: a child process (this test binary, re-invoked) submits,
-//! assesses and splits, printing each write after the call returned; the parent kills it
-//! mid-way, reopens the store, and finds every acknowledged write.
+//! Acknowledged writes survive kill -9: a child process (this test binary, re-invoked) submits
+//! (one by one, or in batches with one fsync each), assesses and splits, printing each write
+//! after the call returned; the parent kills it mid-way, reopens the store, and finds every
+//! acknowledged write.
 
 mod support;
 
@@ -43,19 +44,41 @@ fn child_process_for_the_crash_test() {
     let matcher = memory_matcher();
     let mut triage = Triage::open(&dir.join("triage.redb"), TriageOptions::default()).unwrap();
     // Rounds start at multiples of 3, so a near-duplicate follows its original in the same round.
-    for i in round * 3_000..(round + 1) * 3_000 {
-        let signals = content(i);
-        let id = format!("r-{i}");
-        let outcome = triage.submit(&report(&id), &signals, &matcher.check_signals(&signals)).unwrap();
-        let Outcome::New { item, group } = outcome else { panic!("{id}: {outcome:?}") };
-        println!("submitted {id} {} {}", item.0, group.0);
-        if i % 3 == 2 {
-            let new = triage.split_group(group, &[item]).unwrap();
-            println!("split {} {} {}", group.0, item.0, new.0);
-        }
-        if i % 6 == 0 {
-            triage.assess_item(item, illegal(), "crash-test", None).unwrap();
-            println!("assessed {}", item.0);
+    // Odd rounds only submit, in batches of 16 with one fsync each (`submit_all`), printing a
+    // batch's reports once it returned: nothing else writes, so only that fsync makes them last.
+    let range = round * 3_000..(round + 1) * 3_000;
+    let batch = if round % 2 == 1 { 16 } else { 1 };
+    let numbers: Vec<u64> = range.collect();
+    for chunk in numbers.chunks(batch) {
+        let reports: Vec<_> = chunk
+            .iter()
+            .map(|&i| {
+                let signals = content(i);
+                let listed = matcher.check_signals(&signals);
+                (report(&format!("r-{i}")), signals, listed)
+            })
+            .collect();
+        let outcomes = if batch == 1 {
+            let (report, signals, listed) = &reports[0];
+            vec![triage.submit(report, signals, listed).unwrap()]
+        } else {
+            triage.submit_all(&reports).unwrap().into_iter().map(Result::unwrap).collect()
+        };
+        for (&i, outcome) in chunk.iter().zip(outcomes) {
+            let id = format!("r-{i}");
+            let Outcome::New { item, group } = outcome else { panic!("{id}: {outcome:?}") };
+            println!("submitted {id} {} {}", item.0, group.0);
+            if batch > 1 {
+                continue;
+            }
+            if i % 3 == 2 {
+                let new = triage.split_group(group, &[item]).unwrap();
+                println!("split {} {} {}", group.0, item.0, new.0);
+            }
+            if i % 6 == 0 {
+                triage.assess_item(item, illegal(), "crash-test", None).unwrap();
+                println!("assessed {}", item.0);
+            }
         }
     }
 }

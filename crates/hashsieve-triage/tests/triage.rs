@@ -561,3 +561,43 @@ fn a_file_of_another_format_is_refused() {
     std::fs::write(&path, b"something else entirely, not a database").unwrap();
     assert!(matches!(Triage::open(&path, TriageOptions::default()), Err(TriageError::Open { .. })));
 }
+
+/// A batch with one fsync decides exactly as the same reports submitted one by one: each sees
+/// the ones before it (copies join their original's group within the batch), a report repeated
+/// in the batch is answered from its first record, and a reused id is refused alone.
+#[test]
+fn a_batch_decides_as_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut submissions: Vec<(String, Vec<u8>)> =
+        PICTURES.iter().map(|name| (name.to_string(), picture(name))).collect();
+    submissions.extend(copies().into_iter().map(|(_, name, bytes)| (name, bytes)));
+    submissions.push(submissions[3].clone());
+    submissions.push((submissions[0].0.clone(), submissions[1].1.clone()));
+    let (one_by_one, batched) = (dir.path().join("one"), dir.path().join("batched"));
+    std::fs::create_dir_all(&one_by_one).unwrap();
+    std::fs::create_dir_all(&batched).unwrap();
+    let mut single = open(&one_by_one);
+    let expected: Vec<String> = submissions
+        .iter()
+        .map(|(name, bytes)| format!("{:?}", submit(&mut single, &matcher, name, &signals(bytes))))
+        .collect();
+    let mut batch = open(&batched);
+    let reports: Vec<_> = submissions
+        .iter()
+        .map(|(name, bytes)| {
+            let signals = signals(bytes);
+            let listed = matcher.check_signals(&signals);
+            (report(name), signals, listed)
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for chunk in reports.chunks(16) {
+        outcomes.extend(batch.submit_all(chunk).unwrap().into_iter().map(|outcome| format!("{outcome:?}")));
+    }
+    assert_eq!(outcomes, expected);
+    assert!(outcomes.last().unwrap().contains("ReportIdReused"));
+    drop(batch);
+    let reopened = open(&batched);
+    assert_eq!(reopened.counts().unwrap(), single.counts().unwrap());
+}

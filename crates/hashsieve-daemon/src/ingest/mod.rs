@@ -43,27 +43,30 @@ pub async fn serve(
     let Some(url) = &config.redis_url else { return Ok(Vec::new()) };
     let client = redis::Client::open(url.as_str()).with_context(|| format!("ingest.redis_url {url:?}"))?;
     let consumer = config.consumer.clone().unwrap_or_else(host_name);
-    let spec = |input: &str, group: &str, output: &str, concurrency: usize| stream::StreamSpec {
-        input: input.to_string(),
-        group: group.to_string(),
-        consumer: consumer.clone(),
-        output: output.to_string(),
-        batch: config.batch,
-        concurrency,
-        block: Duration::from_millis(config.block_ms),
-        claim_idle: Duration::from_millis(config.claim_idle_ms),
-        marker_ttl: Duration::from_secs(config.marker_ttl_secs),
-    };
+    let spec =
+        |input: &str, group: &str, output: &str, concurrency: usize, ordered: bool| stream::StreamSpec {
+            input: input.to_string(),
+            group: group.to_string(),
+            consumer: consumer.clone(),
+            output: output.to_string(),
+            batch: config.batch,
+            concurrency,
+            ordered,
+            block: Duration::from_millis(config.block_ms),
+            claim_idle: Duration::from_millis(config.claim_idle_ms),
+            marker_ttl: Duration::from_secs(config.marker_ttl_secs),
+        };
     let mut tasks = Vec::new();
     if config.workers > 0 {
         let fetcher = hashsieve_fetch::Fetcher::new(fetch.clone()).context("[fetch]")?;
-        let spec = spec(&config.reports_stream, &config.group, &config.hashed_stream, config.workers);
+        let spec = spec(&config.reports_stream, &config.group, &config.hashed_stream, config.workers, false);
         let work = Arc::new(reports::ReportHashing { state: Arc::clone(&state), fetcher });
         tasks.push(spawn_consumer(client.clone(), spec, work, shutdown.clone()));
     }
     if let Some(hotline) = state.hotline.clone() {
-        // Decisions are made one at a time, in stream order: grouping depends on what came before.
-        let spec = spec(&config.hashed_stream, &config.triage_group, &config.results_stream, 1);
+        // Decisions are made in stream order (grouping depends on what came before), a read's
+        // batch at a time with one fsync.
+        let spec = spec(&config.hashed_stream, &config.triage_group, &config.results_stream, 1, true);
         let work = Arc::new(triage::ReportTriage { state, hotline });
         tasks.push(spawn_consumer(client, spec, work, shutdown));
     }

@@ -34,8 +34,12 @@ pub struct StreamSpec {
     pub output: String,
     /// Messages asked for at once.
     pub batch: usize,
-    /// Messages processed at once.
+    /// Messages processed at once (unordered work).
     pub concurrency: usize,
+    /// Process the messages of each read in stream order, a read at a time, with
+    /// [`Work::process_in_order`] (e.g. one durable write for the batch), instead of
+    /// `concurrency` at once.
+    pub ordered: bool,
     /// How long one read waits for messages.
     pub block: Duration,
     /// A message pending this long with another consumer is taken over.
@@ -70,6 +74,18 @@ pub struct Outcome {
 pub trait Work: Send + Sync + 'static {
     /// Processes one message.
     fn process(&self, message: Message) -> impl Future<Output = Option<Outcome>> + Send;
+
+    /// Processes messages in order, for an [ordered](StreamSpec::ordered) consumer: an
+    /// outcome per message. By default one after another with [`Work::process`].
+    fn process_in_order(&self, messages: Vec<Message>) -> impl Future<Output = Vec<Option<Outcome>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(messages.len());
+            for message in messages {
+                outcomes.push(self.process(message).await);
+            }
+            outcomes
+        }
+    }
 }
 
 /// Publishes a result once per key and acknowledges its message, atomically.
@@ -97,10 +113,16 @@ pub async fn consume<W: Work>(
     let mut in_flight = JoinSet::new();
     // First this consumer's own unfinished messages (from before a restart), then new ones;
     // now and then, those of consumers that went quiet.
-    let mut own_pending = true;
+    // (Read after the last one taken, so that none is taken twice while still in hand.)
+    let mut own_pending = Some("0".to_string());
     let mut last_claim = Instant::now() - spec.claim_idle;
     while !shutdown.is_cancelled() {
-        let room = spec.batch.min(spec.concurrency.saturating_sub(in_flight.len()));
+        // An ordered consumer has one read's messages in hand at a time.
+        let room = match spec.ordered {
+            true if in_flight.is_empty() => spec.batch,
+            true => 0,
+            false => spec.batch.min(spec.concurrency.saturating_sub(in_flight.len())),
+        };
         if room == 0 {
             in_flight.join_next().await;
             continue;
@@ -108,9 +130,9 @@ pub async fn consume<W: Work>(
         let messages = if last_claim.elapsed() >= spec.claim_idle / 2 {
             last_claim = Instant::now();
             claim(&mut reader, &spec, room).await?
-        } else if own_pending {
-            let messages = read(&mut reader, &spec, room, "0", None).await?;
-            own_pending = !messages.is_empty();
+        } else if let Some(after) = &own_pending {
+            let messages = read(&mut reader, &spec, room, after, None).await?;
+            own_pending = messages.last().map(|message| message.id.clone());
             messages
         } else {
             let block = if in_flight.is_empty() { Some(spec.block) } else { None };
@@ -122,31 +144,60 @@ pub async fn consume<W: Work>(
         if messages.is_empty() && !in_flight.is_empty() {
             in_flight.join_next().await;
         }
-        for message in messages {
-            let (work, spec, publish, mut writer) =
-                (Arc::clone(&work), spec.clone(), publish.clone(), writer.clone());
+        if messages.is_empty() {
+            continue;
+        }
+        let (work, spec, publish, mut writer) =
+            (Arc::clone(&work), spec.clone(), publish.clone(), writer.clone());
+        if spec.ordered {
             in_flight.spawn(async move {
-                let id = message.id.clone();
-                let Some(outcome) = work.process(message).await else { return };
-                let mut invocation = publish.key(&spec.input);
-                invocation
-                    .key(&spec.output)
-                    .key(format!("{}:published:{}", spec.output, outcome.key))
-                    .arg(&spec.group)
-                    .arg(&id)
-                    .arg(spec.marker_ttl.as_secs().max(1));
-                for (name, value) in &outcome.fields {
-                    invocation.arg(name).arg(value.as_slice());
-                }
-                if let Err(err) = invocation.invoke_async::<i64>(&mut writer).await {
-                    // The message stays pending; it will be claimed and done again.
-                    tracing::warn!(stream = %spec.input, id, error = %err, "could not publish a result");
+                let ids: Vec<String> = messages.iter().map(|message| message.id.clone()).collect();
+                let outcomes = work.process_in_order(messages).await;
+                for (id, outcome) in ids.iter().zip(outcomes) {
+                    if let Some(outcome) = outcome {
+                        publish_one(&publish, &mut writer, &spec, id, &outcome).await;
+                    }
                 }
             });
+        } else {
+            for message in messages {
+                let (work, spec, publish, mut writer) =
+                    (Arc::clone(&work), spec.clone(), publish.clone(), writer.clone());
+                in_flight.spawn(async move {
+                    let id = message.id.clone();
+                    if let Some(outcome) = work.process(message).await {
+                        publish_one(&publish, &mut writer, &spec, &id, &outcome).await;
+                    }
+                });
+            }
         }
     }
     while in_flight.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Publishes `outcome` of the message `id` once per key and acknowledges the message.
+async fn publish_one(
+    publish: &redis::Script,
+    writer: &mut MultiplexedConnection,
+    spec: &StreamSpec,
+    id: &str,
+    outcome: &Outcome,
+) {
+    let mut invocation = publish.key(&spec.input);
+    invocation
+        .key(&spec.output)
+        .key(format!("{}:published:{}", spec.output, outcome.key))
+        .arg(&spec.group)
+        .arg(id)
+        .arg(spec.marker_ttl.as_secs().max(1));
+    for (name, value) in &outcome.fields {
+        invocation.arg(name).arg(value.as_slice());
+    }
+    if let Err(err) = invocation.invoke_async::<i64>(writer).await {
+        // The message stays pending; it will be claimed and done again.
+        tracing::warn!(stream = %spec.input, id, error = %err, "could not publish a result");
+    }
 }
 
 /// Creates the group (and the stream) if they do not exist; a new group starts at the

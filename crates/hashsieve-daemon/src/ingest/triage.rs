@@ -19,6 +19,7 @@ use std::sync::Arc;
 use hashsieve_core::digest::{DigestKind, Digests};
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
+use hashsieve_triage::TriageError;
 use hashsieve_triage::model::{Outcome as Decision, Report};
 
 use super::stream::{Message, Outcome, Work};
@@ -35,39 +36,107 @@ pub struct ReportTriage {
 
 impl Work for ReportTriage {
     async fn process(&self, message: Message) -> Option<Outcome> {
-        let fields = message.fields;
-        let text = |name: &str| fields.get(name).map(|value| String::from_utf8_lossy(value).into_owned());
-        let report_id = text("report_id").unwrap_or_else(|| format!("entry {}", message.id));
-        let carried: Vec<(String, Vec<u8>)> = ["source", "url"]
-            .into_iter()
-            .filter_map(|name| fields.get(name).map(|value| (name.to_string(), value.clone())))
-            .collect();
-        let answer = |outcome: &str, extra: Vec<(String, Vec<u8>)>| {
-            let mut out = vec![("report_id".to_string(), report_id.clone().into_bytes())];
-            out.extend(carried.clone());
-            out.push(("outcome".into(), outcome.as_bytes().to_vec()));
-            out.extend(extra);
-            Some(Outcome { key: report_id.clone(), fields: out })
-        };
-        let signals = match signals_of(&fields) {
-            Ok(signals) => signals,
-            // A report the first stage could not hash (a refused URL, say) is decided here too:
-            // it needs a person or a new fetch, and the result says why.
-            Err(reason) => {
-                let error = text("error").unwrap_or(reason);
-                return answer("error", vec![("error".into(), error.into_bytes())]);
+        self.process_in_order(vec![message]).await.pop().flatten()
+    }
+
+    /// Decides the reports in stream order (grouping depends on what came before) and makes
+    /// the decisions durable with one fsync for the batch, before any is published.
+    async fn process_in_order(&self, messages: Vec<Message>) -> Vec<Option<Outcome>> {
+        let mut entries = Vec::with_capacity(messages.len());
+        let mut reports = Vec::new();
+        for (position, message) in messages.into_iter().enumerate() {
+            let (entry, signals) = Entry::of(message);
+            if let Some(signals) = signals {
+                reports.push((position, entry.report(), signals));
             }
-        };
-        let report = Report {
-            id: report_id.clone(),
-            source: text("url").or_else(|| text("source")).unwrap_or_default(),
-            reported_ms: message.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0),
-        };
+            entries.push(entry);
+        }
+        let positions: Vec<usize> = reports.iter().map(|(position, ..)| *position).collect();
         let matcher = self.state.matcher.load_full();
         let hotline = Arc::clone(&self.hotline);
-        let decided =
-            tokio::task::spawn_blocking(move || hotline.submit(&matcher, &report, &signals)).await.ok()?;
-        match decided {
+        let decided = tokio::task::spawn_blocking(move || {
+            let reports: Vec<_> = reports
+                .into_iter()
+                .map(|(_, report, signals)| {
+                    let listed = matcher.check_signals(&signals);
+                    (report, signals, listed)
+                })
+                .collect();
+            hotline.submit_all(&reports)
+        })
+        .await;
+        let outcomes = match decided {
+            Ok(Ok(outcomes)) => outcomes,
+            Ok(Err(err)) => {
+                // Not durable: none of the decisions goes out; the reports stay pending and are
+                // decided again (answered from the record once it is on disk).
+                tracing::warn!(error = %err, "triage failed; the batch will be retried");
+                return entries.iter().map(|entry| entry.unhashed.as_ref().map(|_| entry.error())).collect();
+            }
+            Err(_) => return entries.iter().map(|_| None).collect(),
+        };
+        let mut decisions: Vec<Option<Result<Decision, TriageError>>> =
+            entries.iter().map(|_| None).collect();
+        for (position, outcome) in positions.into_iter().zip(outcomes) {
+            decisions[position] = Some(outcome);
+        }
+        entries.iter().zip(decisions).map(|(entry, decision)| entry.answer(decision)).collect()
+    }
+}
+
+/// A hashed entry, read.
+struct Entry {
+    id: String,
+    report_id: String,
+    fields: BTreeMap<String, Vec<u8>>,
+    /// Why it carries no usable hashes, if it does not.
+    unhashed: Option<String>,
+}
+
+impl Entry {
+    /// The entry, and its signals if it has them.
+    fn of(message: Message) -> (Entry, Option<Signals>) {
+        let fields = message.fields;
+        let report_id = text(&fields, "report_id").unwrap_or_else(|| format!("entry {}", message.id));
+        let (signals, unhashed) = match signals_of(&fields) {
+            Ok(signals) => (Some(signals), None),
+            Err(reason) => (None, Some(reason)),
+        };
+        (Entry { id: message.id, report_id, fields, unhashed }, signals)
+    }
+
+    fn report(&self) -> Report {
+        Report {
+            id: self.report_id.clone(),
+            source: text(&self.fields, "url").or_else(|| text(&self.fields, "source")).unwrap_or_default(),
+            reported_ms: self.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0),
+        }
+    }
+
+    /// The result: the report's id, source and URL, the outcome and what goes with it.
+    fn result(&self, outcome: &str, extra: Vec<(String, Vec<u8>)>) -> Outcome {
+        let mut out = vec![("report_id".to_string(), self.report_id.clone().into_bytes())];
+        for name in ["source", "url"] {
+            if let Some(value) = self.fields.get(name) {
+                out.push((name.to_string(), value.clone()));
+            }
+        }
+        out.push(("outcome".into(), outcome.as_bytes().to_vec()));
+        out.extend(extra);
+        Outcome { key: self.report_id.clone(), fields: out }
+    }
+
+    /// The result of a report the first stage could not hash (a refused URL, say): decided
+    /// here too, since it needs a person or a new fetch, and the result says why.
+    fn error(&self) -> Outcome {
+        let error = text(&self.fields, "error").or_else(|| self.unhashed.clone()).unwrap_or_default();
+        self.result("error", vec![("error".into(), error.into_bytes())])
+    }
+
+    /// The result for a decision; `None` (retry) if the store failed.
+    fn answer(&self, decision: Option<Result<Decision, TriageError>>) -> Option<Outcome> {
+        let Some(decision) = decision else { return Some(self.error()) };
+        match decision {
             Ok(decision) => {
                 let outcome = match &decision {
                     Decision::Known { .. } => "known",
@@ -75,19 +144,22 @@ impl Work for ReportTriage {
                     Decision::New { .. } => "new",
                 };
                 let json = serde_json::to_vec(&decision).expect("decisions serialise");
-                tracing::info!(target: "audit", protocol = "ingest", report = report_id, outcome, "decision");
-                answer(outcome, vec![("decision".into(), json)])
+                tracing::info!(target: "audit", protocol = "ingest", report = self.report_id, outcome, "decision");
+                Some(self.result(outcome, vec![("decision".into(), json)]))
             }
-            Err(hashsieve_triage::TriageError::ReportIdReused { .. }) => {
-                answer("error", vec![("error".into(), b"report id reused for other content".to_vec())])
-            }
+            Err(TriageError::ReportIdReused { .. }) => Some(
+                self.result("error", vec![("error".into(), b"report id reused for other content".to_vec())]),
+            ),
             Err(err) => {
-                // The store failed: leave the report pending, to be tried again.
-                tracing::warn!(report = report_id, error = %err, "triage failed");
+                tracing::warn!(report = self.report_id, error = %err, "triage failed");
                 None
             }
         }
     }
+}
+
+fn text(fields: &BTreeMap<String, Vec<u8>>, name: &str) -> Option<String> {
+    fields.get(name).map(|value| String::from_utf8_lossy(value).into_owned())
 }
 
 /// The signals a hashed entry carries: digests, PDQ and its variants.
