@@ -33,7 +33,9 @@
 //! format, and active maintenance. Every write here (a submission, a verdict, a split, an
 //! export mark) is one transaction committed with `Durability::Immediate`, which fsyncs before
 //! the call returns, so an acknowledged write survives kill -9 and power loss, and a write that
-//! fails leaves nothing behind. A submission touches up to nine tables (report, item, its
+//! fails leaves nothing behind. A queue consumer deciding many reports uses `submit_all`: the
+//! reports are committed one by one (each sees the ones before it) without fsync, and one
+//! immediate commit at the end makes them all durable before any outcome is returned. A submission touches up to nine tables (report, item, its
 //! digests, group, queue, events, verdict log…); with core's append-only delta log each of those
 //! indexes would have to be rebuilt by replay and kept consistent by hand, where redb gives
 //! atomic multi-table commits and lookups by key (report id, digest, item, group) without
