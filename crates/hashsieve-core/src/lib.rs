@@ -10,6 +10,9 @@
 //!   agree with lists made by the Python tools in the field.
 //! - [`pdq`]: Meta's PDQ hash, bit-exact with the reference, with its quality score and the
 //!   eight dihedral (rotated and mirrored) variants.
+//! - [`keypoints`]: local features (corners with binary descriptors) that find cropped copies
+//!   of a picture, which PDQ loses, and the rules that keep a collage or a shared watermark
+//!   from counting as the same picture.
 //! - [`perceptual`]: the 64-bit pHash, dHash and aHash of the img_hash family.
 //! - [`signals`]: all of the above for one input as one [`Signals`](signals::Signals) value,
 //!   and many inputs in parallel.
@@ -48,6 +51,7 @@ pub mod files;
 pub mod hashes;
 pub mod import;
 pub mod index;
+pub mod keypoints;
 pub mod matcher;
 pub mod pdq;
 pub mod perceptual;

@@ -29,6 +29,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::decode::{self, DecodeError, DecodeLimits};
 use crate::digest::{self, DigestSet, Digests};
+use crate::keypoints::Keypoints;
 use crate::pdq::{self, Dihedral, PdqHash};
 use crate::perceptual::{self, ImageHash64, ImageHashKind};
 
@@ -58,6 +59,9 @@ pub struct SignalOptions {
     pub pdq: PdqMode,
     /// 64-bit perceptual hashes of the img_hash family, in the order they are reported.
     pub image_hashes: Vec<ImageHashKind>,
+    /// Whether to compute [`Keypoints`] (with mirrored descriptors), which find cropped copies
+    /// of a picture; a hotline's verdict memory compares them, hash lists do not carry them.
+    pub keypoints: bool,
     /// Limits on the decoded image (dimensions, pixels, allocation).
     pub limits: DecodeLimits,
     /// Inputs larger than this many bytes are not read into memory for decoding: they get
@@ -72,6 +76,7 @@ impl Default for SignalOptions {
             digests: DigestSet::ALL,
             pdq: PdqMode::Hash,
             image_hashes: Vec::new(),
+            keypoints: false,
             limits: DecodeLimits::default(),
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
         }
@@ -86,7 +91,7 @@ impl SignalOptions {
 
     /// Whether any requested signal needs the decoded image.
     pub fn needs_image(&self) -> bool {
-        self.pdq != PdqMode::Off || !self.image_hashes.is_empty()
+        self.pdq != PdqMode::Off || !self.image_hashes.is_empty() || self.keypoints
     }
 }
 
@@ -154,6 +159,9 @@ pub struct Signals {
     pub pdq: Option<PdqSignal>,
     /// The requested img_hash-family hashes that could be computed, in the requested order.
     pub image_hashes: Vec<(ImageHashKind, ImageHash64)>,
+    /// The keypoints, when requested and the input decoded (empty for images too small or
+    /// too flat to have any).
+    pub keypoints: Option<Keypoints>,
     /// Signals that were requested but could not be computed.
     pub errors: Vec<SignalError>,
 }
@@ -167,6 +175,7 @@ impl Signals {
             image: None,
             pdq: None,
             image_hashes: Vec::new(),
+            keypoints: None,
             errors: Vec::new(),
         };
         if options.needs_image() {
@@ -213,7 +222,7 @@ impl Signals {
     }
 
     fn digests_only(digests: Digests, size: u64) -> Signals {
-        Signals { size, digests, image: None, pdq: None, image_hashes: Vec::new(), errors: Vec::new() }
+        Signals { size, digests, ..Signals::default() }
     }
 
     fn add_image_signals(&mut self, image: &decode::RgbImage, options: &SignalOptions) {
@@ -233,6 +242,9 @@ impl Signals {
         };
         self.image_hashes =
             options.image_hashes.iter().map(|&kind| (kind, perceptual::image_hash(image, kind))).collect();
+        if options.keypoints {
+            self.keypoints = Some(Keypoints::from_rgb(&image.pixels, width, height));
+        }
     }
 }
 
@@ -317,7 +329,8 @@ pub fn signals_for_paths<'a>(
 
 /// Serialises as one flat JSON object: `size`, a hex field per digest (`md5`, …), `image`
 /// (`format`, `width`, `height`), `pdq` (`hash`, `quality`, and `dihedral` keyed by
-/// [`Dihedral::name`]), a hex field per img_hash kind (`phash`, …) and `errors` (messages).
+/// [`Dihedral::name`]), a hex field per img_hash kind (`phash`, …), `keypoints` (how many;
+/// the descriptors have a byte form of their own) and `errors` (messages).
 /// Fields that were not requested or could not be computed are left out.
 impl Serialize for Signals {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -334,6 +347,9 @@ impl Serialize for Signals {
         }
         for (kind, hash) in &self.image_hashes {
             map.serialize_entry(kind.name(), &hash.to_string())?;
+        }
+        if let Some(keypoints) = &self.keypoints {
+            map.serialize_entry("keypoints", &keypoints.len())?;
         }
         if !self.errors.is_empty() {
             let messages: Vec<String> = self.errors.iter().map(ToString::to_string).collect();

@@ -33,12 +33,16 @@ pub fn valid_report_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REPORT_ID && id.chars().all(|c| c.is_ascii_graphic())
 }
 
-/// Hashes reported content: every digest and PDQ with its eight rotations and mirror images,
-/// whatever the lists hold, because the verdict memory compares reports with each other by
-/// them; within the matcher's decoding limits. Blocking.
+/// Hashes reported content: every digest, PDQ with its eight rotations and mirror images, and
+/// keypoints, whatever the lists hold, because the verdict memory compares reports with each
+/// other by them; within the matcher's decoding limits. Blocking.
 pub fn report_signals(matcher: &Matcher, content: &[u8]) -> Signals {
-    let options =
-        SignalOptions { digests: DigestSet::ALL, pdq: PdqMode::Dihedral, ..matcher.signal_options() };
+    let options = SignalOptions {
+        digests: DigestSet::ALL,
+        pdq: PdqMode::Dihedral,
+        keypoints: true,
+        ..matcher.signal_options()
+    };
     Signals::from_bytes(content, &options)
 }
 

@@ -46,6 +46,15 @@ pub enum TriageError {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored keypoint set does not parse: the file was damaged or written by something else.
+    #[error("triage store: unreadable keypoints of item {item}: {source}")]
+    CorruptKeypoints {
+        /// The item.
+        item: u64,
+        /// The parse error.
+        #[source]
+        source: hashsieve_core::keypoints::ParseKeypointsError,
+    },
     /// The store refers to a record that is missing: the file was damaged.
     #[error("triage store: {what} {key} is referred to but missing")]
     Missing {

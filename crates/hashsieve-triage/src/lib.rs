@@ -98,6 +98,7 @@ pub mod model;
 
 mod error;
 mod near;
+mod reframed;
 mod store;
 mod triage;
 

@@ -85,6 +85,10 @@ pub enum MatchedBy {
     /// The PDQ hashes (one of the query's eight rotations and mirror images) are within the
     /// threshold: the same picture, possibly altered.
     Pdq,
+    /// The keypoints agree on one alignment that shows the same picture reframed — cropped,
+    /// perhaps also resized, mirrored or re-encoded — where PDQ was too far to match; the
+    /// distance given with it is then the PDQ distance (256 if either has no PDQ hash).
+    Keypoints,
 }
 
 /// Why an item has its verdict.
@@ -358,6 +362,10 @@ pub struct GroupPage {
     pub next: Option<GroupId>,
 }
 
+fn matched_by_pdq() -> MatchedBy {
+    MatchedBy::Pdq
+}
+
 /// Why an item joined a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -370,6 +378,9 @@ pub enum Grouping {
         member: ItemId,
         /// Their PDQ distance.
         distance: u32,
+        /// PDQ, or keypoints for a reframed copy (records from before keypoints say PDQ).
+        #[serde(default = "matched_by_pdq")]
+        how: MatchedBy,
     },
     /// A reviewer split it off from another group.
     Split {

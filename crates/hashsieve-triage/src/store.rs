@@ -13,6 +13,9 @@
 //! | `verdict_log` | verdict sequence | item id: every verdict given, for export |
 //! | `export_cursors` | list | the verdict sequence exported up to |
 //! | `exported` | (list, item id) | the category the item was exported with |
+//! | `keypoints` | item id | the item's keypoints ([`Keypoints::to_bytes`], without mirrored descriptors) |
+//!
+//! [`Keypoints::to_bytes`]: hashsieve_core::keypoints::Keypoints::to_bytes
 
 use std::fmt::Display;
 
@@ -35,6 +38,7 @@ pub(crate) const EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::n
 pub(crate) const VERDICT_LOG: TableDefinition<u64, u64> = TableDefinition::new("verdict_log");
 pub(crate) const EXPORT_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("export_cursors");
 pub(crate) const EXPORTED: TableDefinition<(&str, u64), &str> = TableDefinition::new("exported");
+pub(crate) const KEYPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("keypoints");
 
 pub(crate) const FORMAT_KEY: &str = "format";
 const NEXT_ITEM: &str = "next_item";
@@ -55,6 +59,7 @@ pub(crate) struct Tables<'t> {
     pub(crate) verdict_log: Table<'t, u64, u64>,
     pub(crate) export_cursors: Table<'t, &'static str, u64>,
     pub(crate) exported: Table<'t, (&'static str, u64), &'static str>,
+    pub(crate) keypoints: Table<'t, u64, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -71,6 +76,7 @@ impl<'t> Tables<'t> {
             verdict_log: txn.open_table(VERDICT_LOG)?,
             export_cursors: txn.open_table(EXPORT_CURSORS)?,
             exported: txn.open_table(EXPORTED)?,
+            keypoints: txn.open_table(KEYPOINTS)?,
         })
     }
 

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hashsieve_core::digest::DigestSet;
 use hashsieve_core::index::DEFAULT_PDQ_THRESHOLD;
+use hashsieve_core::keypoints::Keypoints;
 use hashsieve_core::matcher::{DEFAULT_MIN_PDQ_QUALITY, Outcome as ListOutcome, Verdict as ListVerdict};
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
@@ -17,6 +18,7 @@ use crate::model::{
     Verdict, VerdictKind,
 };
 use crate::near::{NearStatus, NearTable};
+use crate::reframed::ReframedTable;
 use crate::store::{self, Tables};
 
 /// The version of the store's tables and records; a file of another version is refused.
@@ -69,6 +71,7 @@ pub struct Triage {
     path: PathBuf,
     options: TriageOptions,
     near: NearTable,
+    reframed: ReframedTable,
     /// Within [`Triage::submit_all`]: commits are held in memory until its one fsync.
     deferred: bool,
 }
@@ -79,8 +82,14 @@ impl Triage {
     pub fn open(path: &Path, options: TriageOptions) -> Result<Triage, TriageError> {
         let db = Database::create(path)
             .map_err(|source| TriageError::Open { path: path.to_path_buf(), source })?;
-        let mut triage =
-            Triage { db, path: path.to_path_buf(), options, near: NearTable::new(), deferred: false };
+        let mut triage = Triage {
+            db,
+            path: path.to_path_buf(),
+            options,
+            near: NearTable::new(),
+            reframed: ReframedTable::default(),
+            deferred: false,
+        };
         let found = triage.write("open", |tables| {
             let found = tables.meta.get(store::FORMAT_KEY)?.map(|guard| guard.value());
             if found.is_none() {
@@ -91,23 +100,34 @@ impl Triage {
         if let Some(found) = found.filter(|&found| found != FORMAT_VERSION) {
             return Err(TriageError::Format { path: triage.path, found, expected: FORMAT_VERSION });
         }
-        triage.near = triage.read("load items", |txn| {
+        (triage.near, triage.reframed) = triage.read("load items", |txn| {
             let items = txn.open_table(store::ITEMS)?;
-            let mut near = NearTable::new();
+            let keypoints = txn.open_table(store::KEYPOINTS)?;
+            let (mut near, mut reframed) = (NearTable::new(), ReframedTable::default());
             for entry in items.iter()? {
                 let (key, value) = entry?;
                 let item: Item = store::decode(value.value(), "item", key.value())?;
                 triage.index_near(&mut near, &item);
+                if let Some(bytes) = keypoints.get(item.id.0)? {
+                    let set = Keypoints::from_bytes(bytes.value())
+                        .map_err(|source| TriageError::CorruptKeypoints { item: item.id.0, source })?;
+                    reframed.insert(item.id, set, near_status(&item));
+                }
             }
-            Ok(near)
+            Ok((near, reframed))
         })?;
         Ok(triage)
     }
 
-    /// The signals [`Triage::submit`] needs: every digest, and PDQ with its eight rotations and
-    /// mirror images. Compute them once and pass them to the core matcher too.
+    /// The signals [`Triage::submit`] needs: every digest, PDQ with its eight rotations and
+    /// mirror images, and keypoints. Compute them once and pass them to the core matcher too.
     pub fn signal_options() -> SignalOptions {
-        SignalOptions { digests: DigestSet::ALL, pdq: PdqMode::Dihedral, ..SignalOptions::default() }
+        SignalOptions {
+            digests: DigestSet::ALL,
+            pdq: PdqMode::Dihedral,
+            keypoints: true,
+            ..SignalOptions::default()
+        }
     }
 
     /// The options the store was opened with.
@@ -170,11 +190,16 @@ impl Triage {
             ListOutcome::Known | ListOutcome::Unknown => Vec::new(),
         };
         let now = now_ms();
-        let (outcome, near) = self.write("submit", |tables| {
+        let (outcome, new_item) = self.write("submit", |tables| {
             record(tables, Submission { report, signals, hints, now }, classification)
         })?;
-        if let Some((item, hash, status)) = near.filter(|_| self.strong(signals)) {
-            self.near.insert(item, &hash, status);
+        if let Some((item, status)) = new_item {
+            if let Some(pdq) = signals.pdq.filter(|_| self.strong(signals)) {
+                self.near.insert(item, &pdq.hash, status);
+            }
+            if let Some(keypoints) = &signals.keypoints {
+                self.reframed.insert(item, keypoints.clone().without_mirrored(), status);
+            }
         }
         Ok(outcome)
     }
@@ -269,6 +294,7 @@ impl Triage {
         })?;
         for &item in &members {
             self.near.set_status(item, NearStatus::Assessed);
+            self.reframed.set_status(item, NearStatus::Assessed);
         }
         Ok(members)
     }
@@ -312,6 +338,7 @@ impl Triage {
         })?;
         for &item in &moving {
             self.near.set_status(item, NearStatus::Pending(new_group));
+            self.reframed.set_status(item, NearStatus::Pending(new_group));
         }
         Ok(new_group)
     }
@@ -352,6 +379,7 @@ impl Triage {
             Ok(())
         })?;
         self.near.set_status(item, NearStatus::Assessed);
+        self.reframed.set_status(item, NearStatus::Assessed);
         Ok(())
     }
 
@@ -470,7 +498,7 @@ impl Triage {
                 }
             });
         }
-        let Some(queries) = self.pdq_queries(signals) else { return Ok(Classification::New) };
+        let queries = self.pdq_queries(signals).unwrap_or_default();
         // Nearest first, ties to the older item. An assessed item wins over a nearer pending one:
         // its verdict saves a review.
         let hits = self.near.within(&queries, self.options.pdq_threshold);
@@ -498,7 +526,40 @@ impl Triage {
                 how: MatchedBy::Pdq,
             });
         }
-        Ok(Classification::New)
+        self.classify_reframed(&items, signals)
+    }
+
+    /// For content PDQ found nothing near: a reframed copy of an assessed item (most agreeing
+    /// keypoints first) inherits its verdict, else one of a pending item joins its group.
+    fn classify_reframed(&self, items: &ItemsTable, signals: &Signals) -> Result<Classification, Failure> {
+        let Some(query) = signals.keypoints.as_ref().filter(|set| !set.is_empty()) else {
+            return Ok(Classification::New);
+        };
+        let pending_or_assessed = |status| !matches!(status, NearStatus::Inherited);
+        let hits = self.reframed.same_picture(query, pending_or_assessed);
+        let Some(hit) = hits.iter().find(|hit| hit.status == NearStatus::Assessed).or_else(|| hits.first())
+        else {
+            return Ok(Classification::New);
+        };
+        let item = store::item(items, hit.item)?;
+        let distance = pdq_distance(signals, &item);
+        Ok(match hit.status {
+            NearStatus::Pending(group) => {
+                Classification::Pending { item: hit.item, group, distance, how: MatchedBy::Keypoints }
+            }
+            NearStatus::Assessed | NearStatus::Inherited => Classification::PreviouslyAssessed {
+                item: hit.item,
+                verdict: item
+                    .verdict()
+                    .ok_or_else(|| TriageError::Missing {
+                        what: "verdict of item",
+                        key: hit.item.0.to_string(),
+                    })?
+                    .clone(),
+                distance,
+                how: MatchedBy::Keypoints,
+            },
+        })
     }
 
     /// The hashes to search with: the eight dihedral variants (or the hash alone, if they were
@@ -552,6 +613,16 @@ impl Triage {
     }
 }
 
+type ItemsTable = redb::ReadOnlyTable<u64, &'static [u8]>;
+
+/// The smallest distance between the query's PDQ variants and the item's hash; 256 if either
+/// has none.
+fn pdq_distance(signals: &Signals, item: &Item) -> u32 {
+    let (Some(query), Some(stored)) = (signals.pdq, item.pdq) else { return 256 };
+    let variants = query.dihedral.map_or_else(|| vec![query.hash], |all| all.to_vec());
+    variants.iter().map(|variant| variant.hamming_distance(&stored.hash)).min().unwrap_or(256)
+}
+
 /// What a new or changed item is for near search.
 fn near_status(item: &Item) -> NearStatus {
     match (item.state, item.verdicts.last().map(|verdict| &verdict.basis)) {
@@ -570,8 +641,8 @@ fn representative(members: &[Item]) -> ItemId {
         .map_or(ItemId(0), |item| item.id)
 }
 
-/// An item to add to near search once its write is committed.
-type NearEntry = (ItemId, PdqHash, NearStatus);
+/// A new item to add to near search (PDQ and keypoints) once its write is committed.
+type NewItem = (ItemId, NearStatus);
 
 /// A report being recorded.
 struct Submission<'a> {
@@ -581,12 +652,12 @@ struct Submission<'a> {
     now: u64,
 }
 
-/// Writes what `submit` decided; returns the outcome and the item to add to near search.
+/// Writes what `submit` decided; returns the outcome and the new item to add to near search.
 fn record(
     tables: &mut Tables<'_>,
     submission: Submission<'_>,
     classification: Classification,
-) -> Result<(Outcome, Option<NearEntry>), Failure> {
+) -> Result<(Outcome, Option<NewItem>), Failure> {
     let Submission { report, signals, hints, now } = submission;
     let submitted = EventKind::Submitted { report: report.id.clone(), source: report.source.clone() };
     let new_item = |tables: &mut Tables<'_>, state: ItemState, verdicts: Vec<Verdict>| {
@@ -603,11 +674,15 @@ fn record(
         };
         tables.put_item(&item)?;
         tables.put_digests(item.id, &item.digests)?;
+        if let Some(keypoints) = signals.keypoints.as_ref().filter(|set| !set.is_empty()) {
+            let stored = keypoints.clone().without_mirrored().to_bytes();
+            tables.keypoints.insert(item.id.0, stored.as_slice())?;
+        }
         tables.add_report(item.id, &report.id)?;
         tables.add_event(item.id, now, submitted.clone())?;
         Ok::<_, Failure>(item)
     };
-    let near = |item: &Item| signals.pdq.map(|pdq| (item.id, pdq.hash, near_status(item)));
+    let near = |item: &Item| Some((item.id, near_status(item)));
     let (outcome, item, near) = match classification {
         Classification::Known { matches } => (Outcome::Known { matches }, None, None),
         Classification::PreviouslyAssessed { item, verdict, distance, how: MatchedBy::ExactDigest } => {
@@ -622,24 +697,24 @@ fn record(
             };
             (outcome, Some(item), None)
         }
-        Classification::PreviouslyAssessed { item: from, verdict, distance, how: MatchedBy::Pdq } => {
+        Classification::PreviouslyAssessed {
+            item: from,
+            verdict,
+            distance,
+            how: how @ (MatchedBy::Pdq | MatchedBy::Keypoints),
+        } => {
             let inherited = Verdict {
                 kind: verdict.kind.clone(),
                 analyst: verdict.analyst.clone(),
                 at_ms: now,
                 note: None,
-                basis: Basis::Inherited { from, distance, how: MatchedBy::Pdq },
+                basis: Basis::Inherited { from, distance, how },
             };
             let item = new_item(tables, ItemState::Assessed, vec![inherited.clone()])?;
             tables.add_event(item.id, now, EventKind::Inherited { verdict: inherited })?;
             tables.log_verdict(item.id)?;
-            let outcome = Outcome::PreviouslyAssessed {
-                item: from,
-                recorded: item.id,
-                verdict,
-                distance,
-                how: MatchedBy::Pdq,
-            };
+            let outcome =
+                Outcome::PreviouslyAssessed { item: from, recorded: item.id, verdict, distance, how };
             (outcome, Some(item.id), near(&item))
         }
         Classification::Pending { item, group, how: MatchedBy::ExactDigest, .. } => {
@@ -647,12 +722,17 @@ fn record(
             tables.add_event(item, now, submitted.clone())?;
             (Outcome::New { item, group }, Some(item), None)
         }
-        Classification::Pending { item: nearest, group, distance, how: MatchedBy::Pdq } => {
+        Classification::Pending {
+            item: nearest,
+            group,
+            distance,
+            how: how @ (MatchedBy::Pdq | MatchedBy::Keypoints),
+        } => {
             let item = new_item(tables, ItemState::Pending { group }, Vec::new())?;
             let mut joined = store::group(&tables.groups, group)?;
             joined.members.push(item.id);
             tables.put_group(&joined)?;
-            let why = Grouping::NearMember { member: nearest, distance };
+            let why = Grouping::NearMember { member: nearest, distance, how };
             tables.add_event(item.id, now, EventKind::Grouped { group, why })?;
             (Outcome::New { item: item.id, group }, Some(item.id), near(&item))
         }

@@ -93,6 +93,7 @@ impl HashArgs {
             digests: self.digests.unwrap_or(if explicit { DigestSet::NONE } else { defaults.digests }),
             pdq,
             image_hashes: self.image_hash.clone(),
+            keypoints: false,
             limits: DecodeLimits { max_pixels: self.max_pixels, ..defaults.limits },
             max_image_bytes: self.max_image_bytes,
         }

@@ -2,15 +2,16 @@
 //!
 //! A report is a stream entry with a `report_id`, and either the reported `url` — fetched
 //! with `hashsieve-fetch`, so that a hostile URL cannot reach inside — or the reported
-//! `content` itself, plus an optional `source`. Each is hashed (all four digests and PDQ with
-//! its dihedral variants, what the verdict memory compares), matched against the lists, and
+//! `content` itself, plus an optional `source`. Each is hashed (all four digests, PDQ with its
+//! dihedral variants and keypoints, what the verdict memory compares), matched against the lists, and
 //! published to the hashed stream with the match; never with the content. This stage holds no
 //! state, so any number of daemons can share it; the verdict memory that follows it has one
 //! owner.
 //!
 //! Fields of a hashed entry: `report_id`, `source`, `url`, `final_url` (after redirects),
 //! `size`, `md5`, `sha1`, `sha256`, `blake3`, `pdq`, `pdq_quality`, `pdq_dihedral` (the eight
-//! rotations and mirror images, comma-separated; hex and decimal),
+//! rotations and mirror images, comma-separated; hex and decimal), `keypoints` (binary, the
+//! byte form of `hashsieve_core::keypoints::Keypoints`, when the image has any),
 //! `known` (`known`, `near_known` or `unknown`), `matches` (JSON: list, entry id, kind,
 //! distance of each match that counts), and `error` when the report could not be hashed
 //! (missing fields, a refused or failed fetch, a body that is not an image — digests are then
@@ -130,6 +131,9 @@ fn hashed(
             let variants: Vec<String> = variants.iter().map(|hash| hex::encode(hash.0)).collect();
             out.push(("pdq_dihedral".into(), variants.join(",").into_bytes()));
         }
+    }
+    if let Some(keypoints) = signals.keypoints.as_ref().filter(|set| !set.is_empty()) {
+        out.push(("keypoints".into(), keypoints.to_bytes()));
     }
     let known = match verdict.outcome {
         MatchOutcome::Known => "known",

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hashsieve_core::digest::{DigestKind, Digests};
+use hashsieve_core::keypoints::Keypoints;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
 use hashsieve_triage::TriageError;
@@ -162,7 +163,7 @@ fn text(fields: &BTreeMap<String, Vec<u8>>, name: &str) -> Option<String> {
     fields.get(name).map(|value| String::from_utf8_lossy(value).into_owned())
 }
 
-/// The signals a hashed entry carries: digests, PDQ and its variants.
+/// The signals a hashed entry carries: digests, PDQ and its variants, keypoints.
 fn signals_of(fields: &BTreeMap<String, Vec<u8>>) -> Result<Signals, String> {
     let text = |name: &str| fields.get(name).and_then(|value| std::str::from_utf8(value).ok());
     let mut digests = Digests::default();
@@ -199,6 +200,10 @@ fn signals_of(fields: &BTreeMap<String, Vec<u8>>) -> Result<Signals, String> {
         }
         _ => None,
     };
+    let keypoints = match fields.get("keypoints") {
+        Some(bytes) => Some(Keypoints::from_bytes(bytes).map_err(|err| format!("keypoints: {err}"))?),
+        None => None,
+    };
     let size = text("size").and_then(|size| size.parse().ok()).unwrap_or(0);
-    Ok(Signals { size, digests, pdq, ..Signals::default() })
+    Ok(Signals { size, digests, pdq, keypoints, ..Signals::default() })
 }

@@ -105,6 +105,10 @@ pub fn edits(bytes: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         ("mirrored", encode(&image.fliph(), ImageFormat::Png)),
         ("rotated 90°", encode(&image.rotate90(), ImageFormat::Png)),
         ("brighter", encode(&image.brighten(24), ImageFormat::Png)),
+        (
+            "5% cropped off two edges",
+            encode(&image.crop_imm(w / 20, 0, w - w / 20, h - h / 20), ImageFormat::Png),
+        ),
     ]
 }
 
