@@ -22,15 +22,17 @@ const REPORTER: &str = "reporter-token-for-tests";
 const ANALYST: &str = "analyst-token-for-tests";
 const MATCHER: &str = "match-token-for-tests";
 
-/// A writable index whose list `hot` has the MD5 of `wee.jpg`, a triage store exporting to
+/// A writable index whose list `hot` has the MD5s of `wee.jpg` and `q0122.jpg`, a triage store exporting to
 /// `hotline`, a fetch policy that allows 127.0.0.1, and a token per role.
 fn start(dir: &Path) -> Hashsieved {
     let index = dir.join("index");
     if !index.exists() {
         let mut builder = IndexBuilder::new();
         let hot = builder.add_list(ListOptions::new("hot")).unwrap();
-        let md5 = hex::decode(md5sum(&sample("wee.jpg"))).unwrap();
-        builder.add(hot, &ImportedEntry::new(HashKind::Md5, md5)).unwrap();
+        for name in ["wee.jpg", "q0122.jpg"] {
+            let md5 = hex::decode(md5sum(&sample(name))).unwrap();
+            builder.add(hot, &ImportedEntry::new(HashKind::Md5, md5)).unwrap();
+        }
         IndexDir::create(&index, &builder).unwrap();
     }
     let config = dir.join("hashsieved.toml");
@@ -123,6 +125,7 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     let listed = api.report("r4", &read("wee.jpg"));
     assert_eq!(listed["outcome"], "known");
     assert_eq!(listed["matches"][0]["list"], "hot");
+    assert_eq!(api.report("r4b", &read("q0122.jpg"))["outcome"], "known");
 
     // A redelivery gets its first answer; a reused id with other content is refused; hostile
     // URLs are refused and recorded nowhere.
@@ -253,4 +256,35 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     let copy_known = api.ok("POST", "/v1/match/content", MATCHER, &q1050_again);
     assert_eq!(copy_known["outcome"], "known", "the copy's export survives the restart: {copy_known}");
     assert_eq!(api.report("r1", &q1050), first, "decisions are kept");
+
+    // A crop of the listed picture reported as r4b: PDQ no longer matches the list, but its
+    // keypoints align with r4b's (the oracle: core's alignment), kept across the restart as a
+    // listed copy, so the analyst gets the list's match through r4b as a hint.
+    let listed = read("q0122.jpg");
+    let crop = cropped(&listed, 0.05);
+    assert!(pdq_distance(&listed, &crop) > 31, "PDQ alone would not find it");
+    let options = Triage::signal_options();
+    let query = |bytes: &[u8]| Signals::from_bytes(bytes, &options);
+    let stored = query(&listed).keypoints.unwrap().without_mirrored();
+    let alignment = hashsieve_core::keypoints::align(query(&crop).keypoints.as_ref().unwrap(), &stored);
+    assert!(alignment.is_some_and(|alignment| alignment.is_same_picture()));
+    let reframed = api.report("r8", &crop);
+    assert_eq!(reframed["outcome"], "new", "{reframed}");
+    let item = api.ok("GET", &format!("/v1/items/{}", reframed["item"]), ANALYST, b"");
+    assert_eq!(
+        item["item"]["near_list_matches"][0],
+        json!({"list": "hot", "kind": "md5", "distance": 0, "via_report": "r4b"}),
+        "{item}"
+    );
+}
+
+/// `bytes` with `share` of its width cut off the left and of its height off the top, as a
+/// JPEG of quality 90.
+fn cropped(bytes: &[u8], share: f64) -> Vec<u8> {
+    let image = image::load_from_memory(bytes).unwrap().to_rgb8();
+    let (left, top) = ((image.width() as f64 * share) as u32, (image.height() as f64 * share) as u32);
+    let crop = image::imageops::crop_imm(&image, left, top, image.width() - left, image.height() - top);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&crop.to_image()).unwrap();
+    out
 }

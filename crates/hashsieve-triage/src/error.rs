@@ -47,10 +47,10 @@ pub enum TriageError {
         source: serde_json::Error,
     },
     /// A stored keypoint set does not parse: the file was damaged or written by something else.
-    #[error("triage store: unreadable keypoints of item {item}: {source}")]
+    #[error("triage store: unreadable keypoints of {owner}: {source}")]
     CorruptKeypoints {
-        /// The item.
-        item: u64,
+        /// Whose: "item N" or "listed copy N".
+        owner: String,
         /// The parse error.
         #[source]
         source: hashsieve_core::keypoints::ParseKeypointsError,

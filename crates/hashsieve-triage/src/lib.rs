@@ -7,10 +7,12 @@
 //!
 //! - **Known**: the core [`Matcher`](hashsieve_core::matcher::Matcher) found the content in a
 //!   hash list. Confirmed without review.
+//!   So is a crop of content a list matched earlier (a *listed copy*), under
+//!   [`TriageOptions::near_known_is_known`]; otherwise that match is a hint for the analyst.
 //! - **Previously assessed**: the same bytes as an item an analyst already assessed, or a
 //!   near-duplicate of one (one of its eight PDQ rotations and mirror images within 31 bits, by
-//!   default). The report inherits that verdict, and the history says from which item, at what
-//!   distance.
+//!   default; failing that, a crop of it by keypoints). The report inherits that verdict, and the
+//!   history says from which item, how matched, at what distance.
 //! - **New**: queued for review. New items that are near-duplicates of each other are put in
 //!   one review group, so one representative is looked at and the verdict applies to all.
 //!
@@ -24,6 +26,7 @@
 //! - [`export`]: illegal items as core [`Change`](hashsieve_core::delta::Change)s for the
 //!   hotline's own hash list, so that they are matched as known from then on.
 //! - `near` (private): complete PDQ radius search over the store's items.
+//! - `reframed` and `listed` (private): keypoint search for crops of items and of listed copies.
 //! - `store` (private): the database tables.
 //!
 //! # Storage: why redb
@@ -35,12 +38,13 @@
 //! the call returns, so an acknowledged write survives kill -9 and power loss, and a write that
 //! fails leaves nothing behind. A queue consumer deciding many reports uses `submit_all`: the
 //! reports are committed one by one (each sees the ones before it) without fsync, and one
-//! immediate commit at the end makes them all durable before any outcome is returned. A submission touches up to nine tables (report, item, its
-//! digests, group, queue, events, verdict log…); with core's append-only delta log each of those
-//! indexes would have to be rebuilt by replay and kept consistent by hand, where redb gives
-//! atomic multi-table commits and lookups by key (report id, digest, item, group) without
-//! holding everything in memory. Only the PDQ hashes are held in memory, for near search; they
-//! are loaded on [`Triage::open`].
+//! immediate commit at the end makes them all durable before any outcome is returned. A
+//! submission touches up to ten tables (report, item, its digests, group, queue, events, verdict
+//! log, keypoints…); with core's append-only delta log each of those indexes would have to be
+//! rebuilt by replay and kept consistent by hand, where redb gives atomic multi-table commits and
+//! lookups by key (report id, digest, item, group) without holding everything in memory. Only the
+//! PDQ hashes and keypoints are held in memory, for near search (about 12 KB an item with
+//! keypoints); they are loaded on [`Triage::open`].
 //!
 //! # Grouping
 //!
@@ -97,6 +101,7 @@ pub mod export;
 pub mod model;
 
 mod error;
+mod listed;
 mod near;
 mod reframed;
 mod store;

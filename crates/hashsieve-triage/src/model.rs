@@ -171,6 +171,11 @@ pub struct ListMatch {
     pub entry_id: Option<String>,
     /// The distance, 0 for digests.
     pub distance: u32,
+    /// Set when the list matched not this content but an earlier report's, which this content
+    /// is a reframed copy of (a crop, say, that PDQ no longer matches; found by keypoints): that
+    /// report's id. `kind` and `distance` are then that report's match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_report: Option<String>,
 }
 
 impl From<&Match> for ListMatch {
@@ -181,6 +186,7 @@ impl From<&Match> for ListMatch {
             category: found.category.clone(),
             entry_id: found.entry_id.clone(),
             distance: found.distance,
+            via_report: None,
         }
     }
 }

@@ -25,11 +25,9 @@
 //! is not a candidate. That costs a review, never a wrong verdict.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use hashsieve_core::keypoints::{self, Alignment, Keypoints};
-
-use crate::model::ItemId;
-use crate::near::NearStatus;
 
 /// Bits of each descriptor word a table files it under.
 const KEY_BITS: u32 = 24;
@@ -47,31 +45,38 @@ const MIN_VOTES: u32 = 12;
 /// … and at most this many candidates, most votes first, are aligned.
 const MAX_CANDIDATES: usize = 12;
 
-/// The keypoints of the store's items, filed for candidate search.
-#[derive(Debug, Default)]
-pub(crate) struct ReframedTable {
-    entries: Vec<(ItemId, Keypoints, NearStatus)>,
-    positions: HashMap<ItemId, usize>,
+/// Keypoint sets filed for candidate search, each under an id (`Id`: the store's items, or its
+/// listed copies) with a status the search can filter on (`Status`).
+#[derive(Debug)]
+pub(crate) struct ReframedTable<Id, Status> {
+    entries: Vec<(Id, Keypoints, Status)>,
+    positions: HashMap<Id, usize>,
     /// Per descriptor word: key → the descriptors filed under it, as an entry's position
     /// shifted left by 8 bits and the point's index (below [`keypoints::MAX_KEYPOINTS`] = 256).
     tables: [HashMap<u32, Vec<u32>>; 4],
 }
 
-/// An item aligned with the query as the same picture.
+/// A set aligned with the query as the same picture.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ReframedHit {
-    pub(crate) item: ItemId,
-    pub(crate) status: NearStatus,
+pub(crate) struct ReframedHit<Id, Status> {
+    pub(crate) id: Id,
+    pub(crate) status: Status,
     pub(crate) alignment: Alignment,
 }
 
-impl ReframedTable {
-    /// Files an item's keypoints (the stored form, without mirrored descriptors). Items past
+impl<Id, Status> Default for ReframedTable<Id, Status> {
+    fn default() -> Self {
+        ReframedTable { entries: Vec::new(), positions: HashMap::new(), tables: Default::default() }
+    }
+}
+
+impl<Id: Copy + Eq + Hash + Ord, Status: Copy> ReframedTable<Id, Status> {
+    /// Files a set of keypoints (the stored form, without mirrored descriptors). Sets past
     /// the 2²⁴th are not filed (the position would not fit beside the point index): a store
     /// that large is far beyond a hotline's, and such items are still found by digest and PDQ.
-    pub(crate) fn insert(&mut self, item: ItemId, keypoints: Keypoints, status: NearStatus) {
+    pub(crate) fn insert(&mut self, id: Id, keypoints: Keypoints, status: Status) {
         let position = self.entries.len();
-        if keypoints.is_empty() || self.positions.contains_key(&item) || position >= 1 << 24 {
+        if keypoints.is_empty() || self.positions.contains_key(&id) || position >= 1 << 24 {
             return;
         }
         for (word, table) in self.tables.iter_mut().enumerate() {
@@ -79,13 +84,13 @@ impl ReframedTable {
                 table.entry(key(descriptor[word])).or_default().push(filed(position, point));
             }
         }
-        self.positions.insert(item, position);
-        self.entries.push((item, keypoints, status));
+        self.positions.insert(id, position);
+        self.entries.push((id, keypoints, status));
     }
 
-    /// Changes an item's status; false if it is not filed.
-    pub(crate) fn set_status(&mut self, item: ItemId, status: NearStatus) -> bool {
-        match self.positions.get(&item) {
+    /// Changes a set's status; false if it is not filed.
+    pub(crate) fn set_status(&mut self, id: Id, status: Status) -> bool {
+        match self.positions.get(&id) {
             Some(&position) => {
                 self.entries[position].2 = status;
                 true
@@ -99,8 +104,8 @@ impl ReframedTable {
     pub(crate) fn same_picture(
         &self,
         query: &Keypoints,
-        wanted: impl Fn(NearStatus) -> bool,
-    ) -> Vec<ReframedHit> {
+        wanted: impl Fn(Status) -> bool,
+    ) -> Vec<ReframedHit<Id, Status>> {
         let mut votes: HashMap<u32, u32> = HashMap::new();
         // Per query descriptor: (entry position, distance) of the stored descriptors near it.
         let mut near: Vec<(u32, u32)> = Vec::new();
@@ -138,15 +143,15 @@ impl ReframedTable {
         // Most votes first; ties to the older item.
         candidates.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         candidates.truncate(MAX_CANDIDATES);
-        let mut hits: Vec<ReframedHit> = candidates
+        let mut hits: Vec<ReframedHit<Id, Status>> = candidates
             .into_iter()
             .filter_map(|(position, _)| {
-                let (item, stored, status) = &self.entries[position as usize];
+                let (id, stored, status) = &self.entries[position as usize];
                 let alignment = keypoints::align(query, stored)?;
-                alignment.is_same_picture().then_some(ReframedHit { item: *item, status: *status, alignment })
+                alignment.is_same_picture().then_some(ReframedHit { id: *id, status: *status, alignment })
             })
             .collect();
-        hits.sort_by(|a, b| b.alignment.agreeing.cmp(&a.alignment.agreeing).then(a.item.cmp(&b.item)));
+        hits.sort_by(|a, b| b.alignment.agreeing.cmp(&a.alignment.agreeing).then(a.id.cmp(&b.id)));
         hits
     }
 }
@@ -163,7 +168,8 @@ fn key(word: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::GroupId;
+    use crate::model::{GroupId, ItemId};
+    use crate::near::NearStatus;
 
     fn picture(seed: u64, width: usize, height: usize) -> Vec<u8> {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -213,7 +219,7 @@ mod tests {
     fn candidate_search_finds_what_aligning_everything_finds() {
         let (width, height) = (360, 270);
         let pictures: Vec<Vec<u8>> = (1..=12).map(|seed| picture(seed, width, height)).collect();
-        let mut table = ReframedTable::default();
+        let mut table: ReframedTable<ItemId, NearStatus> = ReframedTable::default();
         let stored: Vec<Keypoints> =
             pictures.iter().map(|rgb| Keypoints::from_rgb(rgb, width, height).without_mirrored()).collect();
         for (number, keypoints) in stored.iter().enumerate() {
@@ -233,7 +239,7 @@ mod tests {
                     .collect();
                 assert_eq!(brute, vec![ItemId(number as u64)], "picture {number} cut {edges:?}");
                 let hits: Vec<ItemId> =
-                    table.same_picture(&query, |_| true).iter().map(|hit| hit.item).collect();
+                    table.same_picture(&query, |_| true).iter().map(|hit| hit.id).collect();
                 assert_eq!(hits, brute);
                 let assessed_only = table.same_picture(&query, |status| status == NearStatus::Assessed);
                 assert_eq!(assessed_only.len(), usize::from(number % 2 == 0));
@@ -245,7 +251,7 @@ mod tests {
         assert!(table.set_status(ItemId(1), NearStatus::Assessed));
         assert!(!table.set_status(ItemId(99), NearStatus::Assessed));
         let query = Keypoints::from_rgb(&pictures[1], width, height);
-        assert_eq!(table.same_picture(&query, |status| status == NearStatus::Assessed)[0].item, ItemId(1));
+        assert_eq!(table.same_picture(&query, |status| status == NearStatus::Assessed)[0].id, ItemId(1));
     }
 
     /// Several stored copies of one picture share its distinctive descriptors: a query's
@@ -254,7 +260,7 @@ mod tests {
     fn every_stored_copy_of_a_picture_is_found() {
         let (width, height) = (360, 270);
         let original = picture(40, width, height);
-        let mut table = ReframedTable::default();
+        let mut table: ReframedTable<ItemId, NearStatus> = ReframedTable::default();
         let mut stored = Vec::new();
         // Brightened a little: descriptors compare, so the copies are described (nearly) alike.
         for number in 0..6u8 {
@@ -273,7 +279,7 @@ mod tests {
             .filter(|&n| keypoints::align(&query, &stored[n as usize]).is_some_and(|a| a.is_same_picture()))
             .collect();
         assert_eq!(brute.len(), 6);
-        let mut hits: Vec<u64> = table.same_picture(&query, |_| true).iter().map(|hit| hit.item.0).collect();
+        let mut hits: Vec<u64> = table.same_picture(&query, |_| true).iter().map(|hit| hit.id.0).collect();
         hits.sort_unstable();
         assert_eq!(hits, brute);
     }

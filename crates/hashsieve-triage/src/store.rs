@@ -14,6 +14,8 @@
 //! | `export_cursors` | list | the verdict sequence exported up to |
 //! | `exported` | (list, item id) | the category the item was exported with |
 //! | `keypoints` | item id | the item's keypoints ([`Keypoints::to_bytes`], without mirrored descriptors) |
+//! | `listed_copies` | copy number | a listed copy (`listed::ListedCopy`) as JSON: reported content a list matched |
+//! | `listed_keypoints` | copy number | the copy's keypoints, as in `keypoints` |
 //!
 //! [`Keypoints::to_bytes`]: hashsieve_core::keypoints::Keypoints::to_bytes
 
@@ -39,12 +41,15 @@ pub(crate) const VERDICT_LOG: TableDefinition<u64, u64> = TableDefinition::new("
 pub(crate) const EXPORT_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("export_cursors");
 pub(crate) const EXPORTED: TableDefinition<(&str, u64), &str> = TableDefinition::new("exported");
 pub(crate) const KEYPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("keypoints");
+pub(crate) const LISTED_COPIES: TableDefinition<u64, &[u8]> = TableDefinition::new("listed_copies");
+pub(crate) const LISTED_KEYPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("listed_keypoints");
 
 pub(crate) const FORMAT_KEY: &str = "format";
 const NEXT_ITEM: &str = "next_item";
 const NEXT_GROUP: &str = "next_group";
 const NEXT_EVENT: &str = "next_event";
 const NEXT_VERDICT: &str = "next_verdict";
+const NEXT_LISTED_COPY: &str = "next_listed_copy";
 
 /// Every table, opened in one write transaction.
 pub(crate) struct Tables<'t> {
@@ -60,6 +65,8 @@ pub(crate) struct Tables<'t> {
     pub(crate) export_cursors: Table<'t, &'static str, u64>,
     pub(crate) exported: Table<'t, (&'static str, u64), &'static str>,
     pub(crate) keypoints: Table<'t, u64, &'static [u8]>,
+    pub(crate) listed_copies: Table<'t, u64, &'static [u8]>,
+    pub(crate) listed_keypoints: Table<'t, u64, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -77,6 +84,8 @@ impl<'t> Tables<'t> {
             export_cursors: txn.open_table(EXPORT_CURSORS)?,
             exported: txn.open_table(EXPORTED)?,
             keypoints: txn.open_table(KEYPOINTS)?,
+            listed_copies: txn.open_table(LISTED_COPIES)?,
+            listed_keypoints: txn.open_table(LISTED_KEYPOINTS)?,
         })
     }
 
@@ -92,6 +101,10 @@ impl<'t> Tables<'t> {
 
     pub(crate) fn new_group_id(&mut self) -> Result<GroupId, Failure> {
         Ok(GroupId(self.next(NEXT_GROUP)?))
+    }
+
+    pub(crate) fn new_listed_copy_id(&mut self) -> Result<u64, Failure> {
+        self.next(NEXT_LISTED_COPY)
     }
 
     pub(crate) fn put_item(&mut self, item: &Item) -> Result<(), Failure> {

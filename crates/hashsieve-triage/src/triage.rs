@@ -12,6 +12,7 @@ use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::error::{Failure, TriageError};
+use crate::listed::{self, ListedCopies, ListedCopy};
 use crate::model::{
     Basis, Classification, Event, EventKind, Group, GroupId, GroupPage, GroupState, GroupSummary, Grouping,
     HistoryOf, Item, ItemId, ItemPdq, ItemState, ListMatch, MatchedBy, Outcome, Report, ReportRecord,
@@ -20,6 +21,21 @@ use crate::model::{
 use crate::near::{NearStatus, NearTable};
 use crate::reframed::ReframedTable;
 use crate::store::{self, Tables};
+
+/// What the keypoint table files: the store's items and its listed copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Filed {
+    Item(ItemId),
+    ListedCopy(u64),
+}
+
+/// What a filed keypoint set can give a query: an item's review status, or a listed copy's
+/// list matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Item(NearStatus),
+    ListedCopy,
+}
 
 /// The version of the store's tables and records; a file of another version is refused.
 pub const FORMAT_VERSION: u64 = 1;
@@ -35,7 +51,8 @@ pub struct TriageOptions {
     /// match by digest only. Default 50.
     pub min_pdq_quality: u8,
     /// Whether a perceptual-only hash-list match (core's `NearKnown`) confirms a report as
-    /// known. Default false: it goes on through triage, the match kept on the item as a hint,
+    /// known, and so does a keypoint match to a listed copy (see [`ListMatch::via_report`]).
+    /// Default false: it goes on through triage, the match kept on the item as a hint,
     /// because a perceptual match is "probably the same picture", and a hotline confirms.
     pub near_known_is_known: bool,
 }
@@ -59,6 +76,9 @@ pub struct Counts {
     pub items: u64,
     /// Groups awaiting review.
     pub pending_groups: u64,
+    /// Listed copies kept: reported content a hash list matched, whose keypoints recognise
+    /// crops of it (see [`ListMatch::via_report`]).
+    pub listed_copies: u64,
 }
 
 /// The verdict memory and review queue of one hotline, in one database file.
@@ -71,7 +91,10 @@ pub struct Triage {
     path: PathBuf,
     options: TriageOptions,
     near: NearTable,
-    reframed: ReframedTable,
+    /// Items' and listed copies' keypoints, for reframed copies of either.
+    reframed: ReframedTable<Filed, Standing>,
+    /// Which list entries and contents have a listed copy.
+    listed: ListedCopies,
     /// Within [`Triage::submit_all`]: commits are held in memory until its one fsync.
     deferred: bool,
 }
@@ -88,6 +111,7 @@ impl Triage {
             options,
             near: NearTable::new(),
             reframed: ReframedTable::default(),
+            listed: ListedCopies::default(),
             deferred: false,
         };
         let found = triage.write("open", |tables| {
@@ -100,22 +124,37 @@ impl Triage {
         if let Some(found) = found.filter(|&found| found != FORMAT_VERSION) {
             return Err(TriageError::Format { path: triage.path, found, expected: FORMAT_VERSION });
         }
-        (triage.near, triage.reframed) = triage.read("load items", |txn| {
-            let items = txn.open_table(store::ITEMS)?;
-            let keypoints = txn.open_table(store::KEYPOINTS)?;
-            let (mut near, mut reframed) = (NearTable::new(), ReframedTable::default());
-            for entry in items.iter()? {
-                let (key, value) = entry?;
-                let item: Item = store::decode(value.value(), "item", key.value())?;
-                triage.index_near(&mut near, &item);
-                if let Some(bytes) = keypoints.get(item.id.0)? {
-                    let set = Keypoints::from_bytes(bytes.value())
-                        .map_err(|source| TriageError::CorruptKeypoints { item: item.id.0, source })?;
-                    reframed.insert(item.id, set, near_status(&item));
+        (triage.near, triage.reframed, triage.listed) =
+            triage.read("load items and listed copies", |txn| {
+                let items = txn.open_table(store::ITEMS)?;
+                let keypoints = txn.open_table(store::KEYPOINTS)?;
+                let (mut near, mut reframed) = (NearTable::new(), ReframedTable::default());
+                for entry in items.iter()? {
+                    let (key, value) = entry?;
+                    let item: Item = store::decode(value.value(), "item", key.value())?;
+                    triage.index_near(&mut near, &item);
+                    if let Some(bytes) = keypoints.get(item.id.0)? {
+                        let keypoints = parse_keypoints(bytes.value(), &item.id)?;
+                        reframed.insert(Filed::Item(item.id), keypoints, Standing::Item(near_status(&item)));
+                    }
                 }
-            }
-            Ok((near, reframed))
-        })?;
+                let copies = txn.open_table(store::LISTED_COPIES)?;
+                let keypoints = txn.open_table(store::LISTED_KEYPOINTS)?;
+                let mut listed = ListedCopies::default();
+                for entry in copies.iter()? {
+                    let (key, value) = entry?;
+                    let copy: ListedCopy = store::decode(value.value(), "listed copy", key.value())?;
+                    let bytes = keypoints.get(copy.id)?.ok_or_else(|| TriageError::Missing {
+                        what: "keypoints of listed copy",
+                        key: copy.id.to_string(),
+                    })?;
+                    let owner = format!("listed copy {}", copy.id);
+                    let keypoints = parse_keypoints(bytes.value(), &owner)?;
+                    reframed.insert(Filed::ListedCopy(copy.id), keypoints, Standing::ListedCopy);
+                    listed.insert(&copy);
+                }
+                Ok((near, reframed, listed))
+            })?;
         Ok(triage)
     }
 
@@ -143,7 +182,7 @@ impl Triage {
     /// What [`Triage::submit`] would do with this content, recording nothing: `listed` is the
     /// core matcher's verdict on the same signals.
     pub fn classify(&self, signals: &Signals, listed: &ListVerdict) -> Result<Classification, TriageError> {
-        self.read("classify", |txn| self.classify_in(txn, signals, listed))
+        self.read("classify", |txn| Ok(self.classify_in(txn, signals, listed)?.0))
     }
 
     /// Records a report and says what becomes of it: known from a hash list, previously
@@ -166,13 +205,16 @@ impl Triage {
         }
         // Writes take `&mut self` and the file is locked, so nothing changes between this read
         // and the write below.
-        let (recorded, classification) = self.read("submit", |txn| {
+        let (recorded, decided) = self.read("submit", |txn| {
             let recorded = store::report(&txn.open_table(store::REPORTS)?, &report.id)?;
-            let classification = match recorded {
+            let decided = match recorded {
                 Some(_) => None,
-                None => Some(self.classify_in(txn, signals, listed)?),
+                None => {
+                    let (classification, through_copies) = self.classify_in(txn, signals, listed)?;
+                    Some((classification, hints(listed, through_copies)))
+                }
             };
-            Ok((recorded, classification))
+            Ok((recorded, decided))
         })?;
         if let Some(recorded) = recorded {
             if !store::same_content(&recorded.digests, &signals.digests) {
@@ -180,25 +222,39 @@ impl Triage {
             }
             return Ok(recorded.outcome);
         }
-        let classification = classification.expect("classified when not recorded");
-        // Perceptual list matches that did not make the content known go with the item as a
-        // hint for the analyst.
-        let hints: Vec<ListMatch> = match listed.outcome {
-            ListOutcome::NearKnown => {
-                listed.matches.iter().filter(|m| m.suppressed_by.is_none()).map(ListMatch::from).collect()
-            }
-            ListOutcome::Known | ListOutcome::Unknown => Vec::new(),
-        };
+        let (classification, hints) = decided.expect("classified when not recorded");
+        let copy = self.listed_copy_to_keep(signals, &classification);
         let now = now_ms();
-        let (outcome, new_item) = self.write("submit", |tables| {
-            record(tables, Submission { report, signals, hints, now }, classification)
+        let (outcome, new_item, kept) = self.write("submit", |tables| {
+            let kept = match copy {
+                Some((matches, content, keypoints)) => {
+                    let copy = ListedCopy {
+                        id: tables.new_listed_copy_id()?,
+                        report: report.id.clone(),
+                        matches,
+                        content,
+                    };
+                    tables.listed_copies.insert(copy.id, store::encode(&copy).as_slice())?;
+                    tables.listed_keypoints.insert(copy.id, keypoints.to_bytes().as_slice())?;
+                    Some((copy, keypoints))
+                }
+                None => None,
+            };
+            let (outcome, new_item) =
+                record(tables, Submission { report, signals, hints, now }, classification)?;
+            Ok((outcome, new_item, kept))
         })?;
+        if let Some((copy, keypoints)) = kept {
+            self.reframed.insert(Filed::ListedCopy(copy.id), keypoints, Standing::ListedCopy);
+            self.listed.insert(&copy);
+        }
         if let Some((item, status)) = new_item {
             if let Some(pdq) = signals.pdq.filter(|_| self.strong(signals)) {
                 self.near.insert(item, &pdq.hash, status);
             }
             if let Some(keypoints) = &signals.keypoints {
-                self.reframed.insert(item, keypoints.clone().without_mirrored(), status);
+                let stored = keypoints.clone().without_mirrored();
+                self.reframed.insert(Filed::Item(item), stored, Standing::Item(status));
             }
         }
         Ok(outcome)
@@ -294,7 +350,7 @@ impl Triage {
         })?;
         for &item in &members {
             self.near.set_status(item, NearStatus::Assessed);
-            self.reframed.set_status(item, NearStatus::Assessed);
+            self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Assessed));
         }
         Ok(members)
     }
@@ -338,7 +394,7 @@ impl Triage {
         })?;
         for &item in &moving {
             self.near.set_status(item, NearStatus::Pending(new_group));
-            self.reframed.set_status(item, NearStatus::Pending(new_group));
+            self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Pending(new_group)));
         }
         Ok(new_group)
     }
@@ -379,7 +435,7 @@ impl Triage {
             Ok(())
         })?;
         self.near.set_status(item, NearStatus::Assessed);
-        self.reframed.set_status(item, NearStatus::Assessed);
+        self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Assessed));
         Ok(())
     }
 
@@ -458,16 +514,49 @@ impl Triage {
                 reports: txn.open_table(store::REPORTS)?.len()?,
                 items: txn.open_table(store::ITEMS)?.len()?,
                 pending_groups: txn.open_table(store::PENDING_GROUPS)?.len()?,
+                listed_copies: txn.open_table(store::LISTED_COPIES)?.len()?,
             })
         })
     }
 
+    /// The list matches of a listed copy, marked with the copy's report.
+    fn listed_copy_matches(&self, txn: &ReadTransaction, copy: u64) -> Result<Vec<ListMatch>, Failure> {
+        let copies = txn.open_table(store::LISTED_COPIES)?;
+        let bytes = copies
+            .get(copy)?
+            .ok_or_else(|| TriageError::Missing { what: "listed copy", key: copy.to_string() })?;
+        let copy: ListedCopy = store::decode(bytes.value(), "listed copy", copy)?;
+        let via = |found: &ListMatch| ListMatch { via_report: Some(copy.report.clone()), ..found.clone() };
+        Ok(copy.matches.iter().map(via).collect())
+    }
+
+    /// What to keep as a listed copy of a report about to be recorded: content a list matched
+    /// directly (not through a copy), with keypoints, that covers a list entry or content no
+    /// copy covers yet.
+    fn listed_copy_to_keep(
+        &self,
+        signals: &Signals,
+        classification: &Classification,
+    ) -> Option<(Vec<ListMatch>, String, Keypoints)> {
+        let Classification::Known { matches } = classification else { return None };
+        if matches.is_empty() || matches.iter().any(|found| found.via_report.is_some()) {
+            return None;
+        }
+        let keypoints = signals.keypoints.as_ref().filter(|set| !set.is_empty())?;
+        let content = listed::content_key(&signals.digests)?;
+        self.listed
+            .wanted(matches, &content)
+            .then(|| (matches.clone(), content, keypoints.clone().without_mirrored()))
+    }
+
+    /// The classification, and the list matches found through a listed copy that did not make
+    /// the content known (a hint).
     fn classify_in(
         &self,
         txn: &ReadTransaction,
         signals: &Signals,
         listed: &ListVerdict,
-    ) -> Result<Classification, Failure> {
+    ) -> Result<(Classification, Vec<ListMatch>), Failure> {
         let known = match listed.outcome {
             ListOutcome::Known => true,
             ListOutcome::NearKnown => self.options.near_known_is_known,
@@ -475,13 +564,13 @@ impl Triage {
         };
         if known {
             let matches = listed.matches.iter().filter(|m| m.suppressed_by.is_none()).map(ListMatch::from);
-            return Ok(Classification::Known { matches: matches.collect() });
+            return Ok((Classification::Known { matches: matches.collect() }, Vec::new()));
         }
         let items = txn.open_table(store::ITEMS)?;
         if let Some(item) =
             store::item_by_digests(&txn.open_table(store::DIGESTS)?, &items, &signals.digests)?
         {
-            return Ok(match (item.state, item.verdicts.last()) {
+            let classification = match (item.state, item.verdicts.last()) {
                 (ItemState::Pending { group }, _) => {
                     Classification::Pending { item: item.id, group, distance: 0, how: MatchedBy::ExactDigest }
                 }
@@ -496,7 +585,8 @@ impl Triage {
                         TriageError::Missing { what: "verdict of item", key: item.id.0.to_string() }.into()
                     );
                 }
-            });
+            };
+            return Ok((classification, Vec::new()));
         }
         let queries = self.pdq_queries(signals).unwrap_or_default();
         // Nearest first, ties to the older item. An assessed item wins over a nearer pending one:
@@ -508,58 +598,84 @@ impl Triage {
                 what: "verdict of item",
                 key: hit.item.0.to_string(),
             })?;
-            return Ok(Classification::PreviouslyAssessed {
+            let classification = Classification::PreviouslyAssessed {
                 item: hit.item,
                 verdict: verdict.clone(),
                 distance: hit.distance,
                 how: MatchedBy::Pdq,
-            });
+            };
+            return Ok((classification, Vec::new()));
         }
         if let Some((hit, group)) = hits.iter().find_map(|hit| match hit.status {
             NearStatus::Pending(group) => Some((hit, group)),
             NearStatus::Assessed | NearStatus::Inherited => None,
         }) {
-            return Ok(Classification::Pending {
+            let classification = Classification::Pending {
                 item: hit.item,
                 group,
                 distance: hit.distance,
                 how: MatchedBy::Pdq,
-            });
+            };
+            return Ok((classification, Vec::new()));
         }
-        self.classify_reframed(&items, signals)
+        self.classify_reframed(txn, &items, signals)
     }
 
-    /// For content PDQ found nothing near: a reframed copy of an assessed item (most agreeing
-    /// keypoints first) inherits its verdict, else one of a pending item joins its group.
-    fn classify_reframed(&self, items: &ItemsTable, signals: &Signals) -> Result<Classification, Failure> {
+    /// For content PDQ found nothing near, by keypoints (most agreeing first): a reframed copy
+    /// of a listed copy is known if `near_known_is_known` (else the copy's matches are a hint);
+    /// one of an assessed item inherits its verdict; one of a pending item joins its group.
+    fn classify_reframed(
+        &self,
+        txn: &ReadTransaction,
+        items: &ItemsTable,
+        signals: &Signals,
+    ) -> Result<(Classification, Vec<ListMatch>), Failure> {
         let Some(query) = signals.keypoints.as_ref().filter(|set| !set.is_empty()) else {
-            return Ok(Classification::New);
+            return Ok((Classification::New, Vec::new()));
         };
-        let pending_or_assessed = |status| !matches!(status, NearStatus::Inherited);
-        let hits = self.reframed.same_picture(query, pending_or_assessed);
-        let Some(hit) = hits.iter().find(|hit| hit.status == NearStatus::Assessed).or_else(|| hits.first())
+        let not_inherited = |standing| standing != Standing::Item(NearStatus::Inherited);
+        let hits = self.reframed.same_picture(query, not_inherited);
+        let through_copies = match hits.iter().find_map(|hit| match hit.id {
+            Filed::ListedCopy(copy) => Some(copy),
+            Filed::Item(_) => None,
+        }) {
+            Some(copy) => self.listed_copy_matches(txn, copy)?,
+            None => Vec::new(),
+        };
+        if self.options.near_known_is_known && !through_copies.is_empty() {
+            return Ok((Classification::Known { matches: through_copies }, Vec::new()));
+        }
+        let item_hits: Vec<(ItemId, NearStatus)> = hits
+            .iter()
+            .filter_map(|hit| match (hit.id, hit.status) {
+                (Filed::Item(item), Standing::Item(status)) => Some((item, status)),
+                _ => None,
+            })
+            .collect();
+        let Some(&(id, status)) = item_hits
+            .iter()
+            .find(|(_, status)| *status == NearStatus::Assessed)
+            .or_else(|| item_hits.first())
         else {
-            return Ok(Classification::New);
+            return Ok((Classification::New, through_copies));
         };
-        let item = store::item(items, hit.item)?;
+        let item = store::item(items, id)?;
         let distance = pdq_distance(signals, &item);
-        Ok(match hit.status {
+        let classification = match status {
             NearStatus::Pending(group) => {
-                Classification::Pending { item: hit.item, group, distance, how: MatchedBy::Keypoints }
+                Classification::Pending { item: id, group, distance, how: MatchedBy::Keypoints }
             }
             NearStatus::Assessed | NearStatus::Inherited => Classification::PreviouslyAssessed {
-                item: hit.item,
+                item: id,
                 verdict: item
                     .verdict()
-                    .ok_or_else(|| TriageError::Missing {
-                        what: "verdict of item",
-                        key: hit.item.0.to_string(),
-                    })?
+                    .ok_or_else(|| TriageError::Missing { what: "verdict of item", key: id.0.to_string() })?
                     .clone(),
                 distance,
                 how: MatchedBy::Keypoints,
             },
-        })
+        };
+        Ok((classification, through_copies))
     }
 
     /// The hashes to search with: the eight dihedral variants (or the hash alone, if they were
@@ -763,6 +879,24 @@ fn record(
     };
     tables.put_report(&record)?;
     Ok((outcome, near))
+}
+
+/// The list matches that go with a report's item as a hint for the analyst: perceptual-only
+/// matches that did not make it known, and those found through a listed copy.
+fn hints(listed: &ListVerdict, through_copies: Vec<ListMatch>) -> Vec<ListMatch> {
+    let perceptual = match listed.outcome {
+        ListOutcome::NearKnown => {
+            listed.matches.iter().filter(|m| m.suppressed_by.is_none()).map(ListMatch::from).collect()
+        }
+        ListOutcome::Known | ListOutcome::Unknown => Vec::new(),
+    };
+    [perceptual, through_copies].concat()
+}
+
+/// A stored keypoint set, parsed; `owner` names it in the error.
+fn parse_keypoints(bytes: &[u8], owner: &dyn std::fmt::Display) -> Result<Keypoints, Failure> {
+    Keypoints::from_bytes(bytes)
+        .map_err(|source| TriageError::CorruptKeypoints { owner: owner.to_string(), source }.into())
 }
 
 pub(crate) fn now_ms() -> u64 {

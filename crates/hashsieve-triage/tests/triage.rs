@@ -556,6 +556,88 @@ fn near_known_content_goes_to_review_with_a_hint_unless_configured() {
     ));
 }
 
+/// Hash lists carry no keypoints, so a crop of a listed picture that PDQ no longer matches is
+/// recognised through a reported copy the list did match: known when PDQ-only list matches
+/// are, else a hint; one copy is kept per list entry, copies survive reopening, and a crop of
+/// a picture the list does not have is not taken for listed.
+#[test]
+fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    // The list: pictures an earlier store exported. The last picture stays unlisted.
+    let mut earlier = Triage::open(&dir.path().join("earlier.redb"), TriageOptions::default()).unwrap();
+    let (listed, unlisted) = PICTURES.split_at(PICTURES.len() - 1);
+    for (n, name) in listed.iter().enumerate() {
+        let outcome = submit(&mut earlier, &matcher, &format!("e-{n}"), &signals(&picture(name))).unwrap();
+        earlier.assess_group(new_item(&outcome).1, illegal("A"), "a", None).unwrap();
+    }
+    earlier.export_to(&matcher, LIST, None).unwrap();
+
+    // The crops this is for: the list does not match them, core's alignment says they show
+    // the listed picture (the oracle).
+    let mut cases = Vec::new();
+    for name in listed {
+        let original = signals(&picture(name));
+        for (edit, bytes) in edits(&picture(name)).into_iter().filter(|(edit, _)| edit.contains("cropped")) {
+            let crop = signals(&bytes);
+            let stored = original.keypoints.clone().unwrap().without_mirrored();
+            let aligned = keypoints::align(crop.keypoints.as_ref().unwrap(), &stored)
+                .is_some_and(|alignment| alignment.is_same_picture());
+            if matcher.check_signals(&crop).outcome == ListOutcome::Unknown && aligned {
+                cases.push((name, edit, crop));
+            }
+        }
+    }
+    assert!(cases.len() >= 2, "only {} crops beyond PDQ's reach", cases.len());
+
+    let trusting = TriageOptions { near_known_is_known: true, ..TriageOptions::default() };
+    let mut strict = Triage::open(&dir.path().join("trusting.redb"), trusting.clone()).unwrap();
+    let mut default = open(dir.path());
+    // The report whose copy each picture is recognised through: its first.
+    let mut copy_of = std::collections::BTreeMap::new();
+    for (n, (name, edit, crop)) in cases.iter().enumerate() {
+        let original = &signals(&picture(name));
+        let file = format!("file-{n}");
+        if !copy_of.contains_key(name) {
+            // Before the listed file is reported, nothing knows the crop.
+            assert_eq!(strict.classify(crop, &matcher.check_signals(crop)).unwrap(), Classification::New);
+            copy_of.insert(*name, file.clone());
+        }
+        for triage in [&mut strict, &mut default] {
+            let outcome = submit(triage, &matcher, &file, original).unwrap();
+            assert!(matches!(outcome, Outcome::Known { .. }), "{name}: {outcome:?}");
+        }
+        let via = |matches: &[hashsieve_triage::model::ListMatch]| {
+            !matches.is_empty()
+                && matches.iter().all(|m| m.list == LIST && m.via_report.as_ref() == copy_of.get(name))
+        };
+        let outcome = submit(&mut strict, &matcher, &format!("crop-{n}"), crop).unwrap();
+        assert!(
+            matches!(&outcome, Outcome::Known { matches } if via(matches)),
+            "{name}, {edit}: {outcome:?}"
+        );
+        let (item, _) = new_item(&submit(&mut default, &matcher, &format!("crop-{n}"), crop).unwrap());
+        assert!(via(&default.item(item).unwrap().near_list_matches), "{name}, {edit}");
+    }
+    // One copy per listed picture, however often its file was reported.
+    assert_eq!(strict.counts().unwrap().listed_copies, copy_of.len() as u64);
+    assert_eq!(default.counts().unwrap().listed_copies, copy_of.len() as u64);
+
+    // A crop of an unlisted picture is new, with no hint.
+    let other = edits(&picture(unlisted[0])).into_iter().find(|(edit, _)| edit.contains("cropped")).unwrap();
+    let (item, _) = new_item(&submit(&mut default, &matcher, "other", &signals(&other.1)).unwrap());
+    assert!(default.item(item).unwrap().near_list_matches.is_empty());
+
+    // Reopened, the copies are loaded again.
+    drop(strict);
+    let mut strict = Triage::open(&dir.path().join("trusting.redb"), trusting).unwrap();
+    let (_, _, crop) = &cases[0];
+    let outcome = submit(&mut strict, &matcher, "crop-after-reopening", crop).unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Known { matches } if matches[0].via_report.as_deref() == Some("file-0"))
+    );
+}
+
 /// Everything survives closing and reopening, including the near-search state.
 #[test]
 fn a_reopened_store_has_everything() {

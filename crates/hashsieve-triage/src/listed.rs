@@ -1,0 +1,79 @@
+//! Listed copies: the keypoints of reported content a hash list confirmed, so that a reframed
+//! copy of a listed picture (a crop, which PDQ treats as a different picture) is recognised as
+//! the listed picture.
+//!
+//! Hash lists carry digests and PDQ hashes, not keypoints, and known content makes no item. So
+//! without this, the first crop of a listed picture would go to a person even when the listed
+//! file itself had been reported minutes before. When a report is known from a list (by digest,
+//! or by PDQ where `near_known_is_known` lets that count), its keypoints are kept with the list
+//! matches; a later report that PDQ matches to nothing, but whose keypoints align with a kept
+//! copy as the same picture, gets that copy's list matches, marked with the copy's report id
+//! ([`ListMatch::via_report`]). With `near_known_is_known` it is known; otherwise the matches
+//! go with its item as a hint for the analyst, like a PDQ-only list match.
+//!
+//! A copy is kept only for content a list matched directly, never for content recognised
+//! through a copy, so a crop of a crop is never taken for listed. One copy is kept for each
+//! list entry (the first reported) and for each distinct content whose matches name no entry;
+//! so the memory (about 9 KB of keypoints and 3 KB of table entries a copy) grows with the
+//! listed pictures reported, not with the reports.
+//!
+//! A copy's matches are the list's as of its report: an entry later removed from the list is
+//! still matched through its copies, until the store is rebuilt.
+
+use std::collections::HashSet;
+
+use hashsieve_core::digest::Digests;
+use serde::{Deserialize, Serialize};
+
+use crate::model::ListMatch;
+
+/// Reported content a hash list matched, as the `listed_copies` table holds it (its keypoints
+/// are in `listed_keypoints` under the same number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ListedCopy {
+    /// Its number, in order of keeping.
+    pub(crate) id: u64,
+    /// The report it came with.
+    pub(crate) report: String,
+    /// The list matches that made it known.
+    pub(crate) matches: Vec<ListMatch>,
+    /// The content's strongest digest, as `kind:hex`.
+    pub(crate) content: String,
+}
+
+/// What the listed copies kept cover (their keypoints are filed with the items').
+#[derive(Debug, Default)]
+pub(crate) struct ListedCopies {
+    /// (list, entry id) of every kept copy's matches.
+    entries: HashSet<(String, String)>,
+    /// [`ListedCopy::content`] of every kept copy.
+    contents: HashSet<String>,
+}
+
+impl ListedCopies {
+    /// Whether content with these matches and this content key adds anything: a list entry no
+    /// copy covers yet, or, when the matches name no entry, content not kept yet.
+    pub(crate) fn wanted(&self, matches: &[ListMatch], content: &str) -> bool {
+        let mut named = matches.iter().filter_map(entry_of).peekable();
+        if named.peek().is_none() {
+            return !self.contents.contains(content);
+        }
+        named.any(|entry| !self.entries.contains(&entry))
+    }
+
+    /// Notes what a copy covers.
+    pub(crate) fn insert(&mut self, copy: &ListedCopy) {
+        self.entries.extend(copy.matches.iter().filter_map(entry_of));
+        self.contents.insert(copy.content.clone());
+    }
+}
+
+/// The content key of a copy: the strongest digest computed (they iterate weakest first).
+pub(crate) fn content_key(digests: &Digests) -> Option<String> {
+    let (kind, _) = digests.iter().last()?;
+    Some(format!("{}:{}", kind.name(), digests.hex(kind)?))
+}
+
+fn entry_of(found: &ListMatch) -> Option<(String, String)> {
+    Some((found.list.clone(), found.entry_id.clone()?))
+}
