@@ -196,14 +196,21 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
         (again["outcome"].as_str(), again["matches"][0]["list"].as_str()),
         (Some("known"), Some("hotline"))
     );
-    // A new near copy is not in the list by digest: it inherits the verdict.
+    // A new near copy is not in the list by digest, but by the exported PDQ hash: known, by
+    // default, with the category the analyst gave.
     let third = reencoded(&q1050, 65);
     assert!(pdq_distance(&q1050, &third) <= 31);
-    let inherited = api.report("r6", &third);
-    assert_eq!(inherited["outcome"], "previously_assessed", "{inherited}");
+    let near = api.report("r6", &third);
+    assert_eq!(near["outcome"], "known", "{near}");
+    let by_pdq = near["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["entry_id"] == format!("triage:{}", first["item"]));
     assert_eq!(
-        (inherited["verdict"]["kind"].as_str(), inherited["verdict"]["category"].as_str()),
-        (Some("illegal"), Some("A"))
+        by_pdq.map(|m| (m["kind"].as_str(), m["category"].as_str())),
+        Some((Some("pdq"), Some("A"))),
+        "{near}"
     );
 
     // A split: the analyst finds a member of the second group is not the same as the rest.
@@ -259,7 +266,7 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
 
     // A crop of the listed picture reported as r4b: PDQ no longer matches the list, but its
     // keypoints align with r4b's (the oracle: core's alignment), kept across the restart as a
-    // listed copy, so the analyst gets the list's match through r4b as a hint.
+    // listed copy, so the crop is known through r4b.
     let listed = read("q0122.jpg");
     let crop = cropped(&listed, 0.05);
     assert!(pdq_distance(&listed, &crop) > 31, "PDQ alone would not find it");
@@ -268,13 +275,13 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     let stored = query(&listed).keypoints.unwrap().without_mirrored();
     let alignment = hashsieve_core::keypoints::align(query(&crop).keypoints.as_ref().unwrap(), &stored);
     assert!(alignment.is_some_and(|alignment| alignment.is_same_picture()));
+    assert_eq!(api.ok("POST", "/v1/match/content", MATCHER, &crop)["outcome"], "unknown");
     let reframed = api.report("r8", &crop);
-    assert_eq!(reframed["outcome"], "new", "{reframed}");
-    let item = api.ok("GET", &format!("/v1/items/{}", reframed["item"]), ANALYST, b"");
+    assert_eq!(reframed["outcome"], "known", "{reframed}");
     assert_eq!(
-        item["item"]["near_list_matches"][0],
-        json!({"list": "hot", "kind": "md5", "distance": 0, "via_report": "r4b"}),
-        "{item}"
+        reframed["matches"],
+        json!([{"list": "hot", "kind": "md5", "distance": 0, "via_report": "r4b"}]),
+        "{reframed}"
     );
 }
 

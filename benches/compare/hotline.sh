@@ -11,7 +11,7 @@
 # plays an analyst who assesses every pending review group after each shift. It prints:
 #   - the share of items opened by a person against the share of genuinely new pictures
 #     (goal: within 1 percentage point), naive (every item) and exact-hash-only matching,
-#     with near_known_is_known = false (the default) and = true;
+#     with near_known_is_known = true (the default) and = false;
 #   - correctness against the ground truth, and why any extra item was opened (each edited
 #     copy's PDQ distance to its original);
 #   - throughput, first XADD to last result, with one hashing daemon and with two (median of

@@ -50,7 +50,7 @@
 //! store = "/var/lib/hashsieve/triage.redb"  # on ONE daemon: it decides reports and serves reviewers
 //! export_list = "hotline"              # illegal verdicts are added to this list (needs writable)
 //! pdq_threshold = 31                   # near-duplicates: within this many bits of 256
-//! near_known_is_known = false          # a perceptual-only list match goes to a person, with a hint
+//! near_known_is_known = true           # false: a perceptual-only list match goes to a person, with a hint
 //!
 //! [fetch]                              # fetching reported URLs (hashsieve-fetch): limits, proxy
 //! max_response_bytes = 33554432
@@ -343,7 +343,7 @@ pub struct TriageConfig {
     /// PDQ hashes of lower quality match by digest only.
     pub min_pdq_quality: u8,
     /// Whether a perceptual-only match to a hash list confirms a report as known without a
-    /// person (by default it goes to review, the match kept as a hint).
+    /// person (the default); if false it goes to review, the match kept as a hint.
     pub near_known_is_known: bool,
 }
 

@@ -7,8 +7,9 @@
 //!
 //! - **Known**: the core [`Matcher`](hashsieve_core::matcher::Matcher) found the content in a
 //!   hash list. Confirmed without review.
-//!   So is a crop of content a list matched earlier (a *listed copy*), under
-//!   [`TriageOptions::near_known_is_known`]; otherwise that match is a hint for the analyst.
+//!   By default so is a PDQ-only match to a list, and a crop of content a list matched earlier
+//!   (a *listed copy*); with [`TriageOptions::near_known_is_known`] off, those matches go to
+//!   review as a hint for the analyst.
 //! - **Previously assessed**: the same bytes as an item an analyst already assessed, or a
 //!   near-duplicate of one (one of its eight PDQ rotations and mirror images within 31 bits, by
 //!   default; failing that, a crop of it by keypoints). The report inherits that verdict, and the

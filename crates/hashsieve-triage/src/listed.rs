@@ -8,8 +8,8 @@
 //! or by PDQ where `near_known_is_known` lets that count), its keypoints are kept with the list
 //! matches; a later report that PDQ matches to nothing, but whose keypoints align with a kept
 //! copy as the same picture, gets that copy's list matches, marked with the copy's report id
-//! ([`ListMatch::via_report`]). With `near_known_is_known` it is known; otherwise the matches
-//! go with its item as a hint for the analyst, like a PDQ-only list match.
+//! ([`ListMatch::via_report`]). With `near_known_is_known` (the default) it is known;
+//! otherwise the matches go with its item as a hint for the analyst, like a PDQ-only list match.
 //!
 //! A copy is kept only for content a list matched directly, never for content recognised
 //! through a copy, so a crop of a crop is never taken for listed. One copy is kept for each

@@ -50,10 +50,14 @@ pub struct TriageOptions {
     /// PDQ hashes of lower quality are too weak to match on, as in core's matcher: such items
     /// match by digest only. Default 50.
     pub min_pdq_quality: u8,
-    /// Whether a perceptual-only hash-list match (core's `NearKnown`) confirms a report as
-    /// known, and so does a keypoint match to a listed copy (see [`ListMatch::via_report`]).
-    /// Default false: it goes on through triage, the match kept on the item as a hint,
-    /// because a perceptual match is "probably the same picture", and a hotline confirms.
+    /// Whether a perceptual-only hash-list match (core's `NearKnown`: PDQ within the list's
+    /// threshold, 31 by default) confirms a report as known, and so does a keypoint match to a
+    /// listed copy (see [`ListMatch::via_report`]). Default true: that is what a match is to
+    /// every other client of the index, and the same trust triage gives its own assessed items,
+    /// whose near-duplicates inherit their verdicts by the same threshold. False, for a hotline
+    /// whose policy is that a person confirms every perceptual match to a list: such a report
+    /// goes on through triage, the match kept on its item as a hint (`near_list_matches`). A
+    /// false match is answered by the list's allow-list (core's suppression), not here.
     pub near_known_is_known: bool,
 }
 
@@ -62,7 +66,7 @@ impl Default for TriageOptions {
         TriageOptions {
             pdq_threshold: DEFAULT_PDQ_THRESHOLD,
             min_pdq_quality: DEFAULT_MIN_PDQ_QUALITY,
-            near_known_is_known: false,
+            near_known_is_known: true,
         }
     }
 }

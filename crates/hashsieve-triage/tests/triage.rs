@@ -528,7 +528,7 @@ fn exported_items_are_known_to_the_matcher() {
 }
 
 #[test]
-fn near_known_content_goes_to_review_with_a_hint_unless_configured() {
+fn near_known_content_is_known_unless_a_person_is_to_confirm_it() {
     let dir = tempfile::tempdir().unwrap();
     let matcher = matcher(dir.path());
     let mut triage = open(dir.path());
@@ -537,28 +537,29 @@ fn near_known_content_goes_to_review_with_a_hint_unless_configured() {
     triage.assess_group(group, illegal("A"), "a", None).unwrap();
     triage.export_to(&matcher, LIST, None).unwrap();
 
-    // A copy near the listed PDQ hash: the list says NearKnown.
+    // A copy near the listed PDQ hash: the list says NearKnown, which is known by default.
     let copy = signals(&edits(&bytes)[0].1);
     let fresh = tempfile::tempdir().unwrap();
-    let mut other = open(fresh.path());
-    let (copy_item, _) = new_item(&other.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap());
-    let hints = other.item(copy_item).unwrap().near_list_matches;
+    let mut trusting = open(fresh.path());
+    assert!(matches!(
+        trusting.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap(),
+        Outcome::Known { .. }
+    ));
+    drop(trusting);
+
+    // A hotline that confirms every perceptual match: a new item, the match as a hint.
+    let options = TriageOptions { near_known_is_known: false, ..TriageOptions::default() };
+    let mut confirming = Triage::open(&fresh.path().join("other.redb"), options).unwrap();
+    let outcome = confirming.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap();
+    let hints = confirming.item(new_item(&outcome).0).unwrap().near_list_matches;
     assert!(
         hints.iter().any(|m| m.kind == "pdq" && m.entry_id == Some(hashsieve_triage::export::entry_id(item)))
     );
-    drop(other);
-
-    let options = TriageOptions { near_known_is_known: true, ..TriageOptions::default() };
-    let mut strict = Triage::open(&fresh.path().join("other.redb"), options).unwrap();
-    assert!(matches!(
-        strict.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap(),
-        Outcome::Known { .. }
-    ));
 }
 
 /// Hash lists carry no keypoints, so a crop of a listed picture that PDQ no longer matches is
 /// recognised through a reported copy the list did match: known when PDQ-only list matches
-/// are, else a hint; one copy is kept per list entry, copies survive reopening, and a crop of
+/// are (the default), else a hint; one copy is kept per list entry, copies survive reopening, and a crop of
 /// a picture the list does not have is not taken for listed.
 #[test]
 fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
@@ -590,9 +591,9 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
     }
     assert!(cases.len() >= 2, "only {} crops beyond PDQ's reach", cases.len());
 
-    let trusting = TriageOptions { near_known_is_known: true, ..TriageOptions::default() };
-    let mut strict = Triage::open(&dir.path().join("trusting.redb"), trusting.clone()).unwrap();
-    let mut default = open(dir.path());
+    let mut trusting = open(dir.path());
+    let confirm = TriageOptions { near_known_is_known: false, ..TriageOptions::default() };
+    let mut confirming = Triage::open(&dir.path().join("confirming.redb"), confirm).unwrap();
     // The report whose copy each picture is recognised through: its first.
     let mut copy_of = std::collections::BTreeMap::new();
     for (n, (name, edit, crop)) in cases.iter().enumerate() {
@@ -600,10 +601,10 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
         let file = format!("file-{n}");
         if !copy_of.contains_key(name) {
             // Before the listed file is reported, nothing knows the crop.
-            assert_eq!(strict.classify(crop, &matcher.check_signals(crop)).unwrap(), Classification::New);
+            assert_eq!(trusting.classify(crop, &matcher.check_signals(crop)).unwrap(), Classification::New);
             copy_of.insert(*name, file.clone());
         }
-        for triage in [&mut strict, &mut default] {
+        for triage in [&mut trusting, &mut confirming] {
             let outcome = submit(triage, &matcher, &file, original).unwrap();
             assert!(matches!(outcome, Outcome::Known { .. }), "{name}: {outcome:?}");
         }
@@ -611,28 +612,28 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
             !matches.is_empty()
                 && matches.iter().all(|m| m.list == LIST && m.via_report.as_ref() == copy_of.get(name))
         };
-        let outcome = submit(&mut strict, &matcher, &format!("crop-{n}"), crop).unwrap();
+        let outcome = submit(&mut trusting, &matcher, &format!("crop-{n}"), crop).unwrap();
         assert!(
             matches!(&outcome, Outcome::Known { matches } if via(matches)),
             "{name}, {edit}: {outcome:?}"
         );
-        let (item, _) = new_item(&submit(&mut default, &matcher, &format!("crop-{n}"), crop).unwrap());
-        assert!(via(&default.item(item).unwrap().near_list_matches), "{name}, {edit}");
+        let (item, _) = new_item(&submit(&mut confirming, &matcher, &format!("crop-{n}"), crop).unwrap());
+        assert!(via(&confirming.item(item).unwrap().near_list_matches), "{name}, {edit}");
     }
     // One copy per listed picture, however often its file was reported.
-    assert_eq!(strict.counts().unwrap().listed_copies, copy_of.len() as u64);
-    assert_eq!(default.counts().unwrap().listed_copies, copy_of.len() as u64);
+    assert_eq!(trusting.counts().unwrap().listed_copies, copy_of.len() as u64);
+    assert_eq!(confirming.counts().unwrap().listed_copies, copy_of.len() as u64);
 
     // A crop of an unlisted picture is new, with no hint.
     let other = edits(&picture(unlisted[0])).into_iter().find(|(edit, _)| edit.contains("cropped")).unwrap();
-    let (item, _) = new_item(&submit(&mut default, &matcher, "other", &signals(&other.1)).unwrap());
-    assert!(default.item(item).unwrap().near_list_matches.is_empty());
+    let (item, _) = new_item(&submit(&mut confirming, &matcher, "other", &signals(&other.1)).unwrap());
+    assert!(confirming.item(item).unwrap().near_list_matches.is_empty());
 
     // Reopened, the copies are loaded again.
-    drop(strict);
-    let mut strict = Triage::open(&dir.path().join("trusting.redb"), trusting).unwrap();
+    drop(trusting);
+    let mut trusting = open(dir.path());
     let (_, _, crop) = &cases[0];
-    let outcome = submit(&mut strict, &matcher, "crop-after-reopening", crop).unwrap();
+    let outcome = submit(&mut trusting, &matcher, "crop-after-reopening", crop).unwrap();
     assert!(
         matches!(&outcome, Outcome::Known { matches } if matches[0].via_report.as_deref() == Some("file-0"))
     );

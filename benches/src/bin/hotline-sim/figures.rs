@@ -184,9 +184,9 @@ pub fn print_triage(
     let items = scenario.reports.len();
     let pct = |n: usize| 100.0 * n as f64 / items as f64;
     let setting = if near_known_is_known {
-        "true: the hotline trusts PDQ matches to the list"
+        "true, the default: a perceptual-only match to the list is known"
     } else {
-        "false, the default: a perceptual-only match to the list goes to a person, with the match as a hint"
+        "false: a perceptual-only match to the list goes to a person, with the match as a hint"
     };
     println!();
     println!("== triage with [triage] near_known_is_known = {setting}");
