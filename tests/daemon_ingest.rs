@@ -247,9 +247,7 @@ fn the_deciding_daemon_confirms_known_inherits_verdicts_and_groups_the_new() {
         let signals = Signals::from_bytes(&read("q1050.jpg"), &Triage::signal_options());
         let empty = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
         let report = Report { id: "earlier".into(), source: "upload".into(), reported_ms: 0 };
-        let TriageOutcome::New { group, .. } =
-            triage.submit(&report, &signals, &empty.check_signals(&signals)).unwrap()
-        else {
+        let TriageOutcome::New { group, .. } = triage.submit(&report, &signals, &empty).unwrap() else {
             panic!("the store was empty")
         };
         let verdict = VerdictKind::Illegal { category: "A".into() };

@@ -16,7 +16,7 @@ use anyhow::Context;
 use hashsieve_core::delta::Change;
 use hashsieve_core::digest::DigestSet;
 use hashsieve_core::index::ListOptions;
-use hashsieve_core::matcher::{Matcher, Verdict};
+use hashsieve_core::matcher::Matcher;
 use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
 use hashsieve_fetch::Fetcher;
 use hashsieve_triage::export::ExportedItem;
@@ -118,17 +118,17 @@ impl Hotline {
         report: &Report,
         signals: &Signals,
     ) -> Result<Outcome, TriageError> {
-        let listed = matcher.check_signals(signals);
-        self.store().submit(report, signals, &listed)
+        self.store().submit(report, signals, matcher)
     }
 
-    /// Records reports in order, durably with one fsync for them all; see
-    /// [`Triage::submit_all`]. `reports` carry the lists' verdicts. Blocking.
+    /// Matches reports against the lists and records them in order, durably with one fsync
+    /// for them all; see [`Triage::submit_all`]. Blocking.
     pub fn submit_all(
         &self,
-        reports: &[(Report, Signals, Verdict)],
+        matcher: &Matcher,
+        reports: &[(Report, Signals)],
     ) -> Result<Vec<Result<Outcome, TriageError>>, TriageError> {
-        self.store().submit_all(reports)
+        self.store().submit_all(reports, matcher)
     }
 
     /// Exports what the verdicts owe the export list, if there is one. Blocking; call it with

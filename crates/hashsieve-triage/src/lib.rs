@@ -80,7 +80,7 @@
 //! let picture = std::fs::read("../../samples/images/wee.jpg")?;
 //! let signals = Signals::from_bytes(&picture, &Triage::signal_options());
 //! let report = Report { id: "r-1".into(), source: "https://example.invalid/a".into(), reported_ms: 0 };
-//! let Outcome::New { group, .. } = triage.submit(&report, &signals, &matcher.check_signals(&signals))? else {
+//! let Outcome::New { group, .. } = triage.submit(&report, &signals, &matcher)? else {
 //!     panic!("nothing was assessed yet")
 //! };
 //!
@@ -93,7 +93,7 @@
 //! mirrored.write_to(&mut bytes, image::ImageFormat::Png)?;
 //! let signals = Signals::from_bytes(bytes.get_ref(), &Triage::signal_options());
 //! let report = Report { id: "r-2".into(), source: "upload".into(), reported_ms: 1 };
-//! let outcome = triage.submit(&report, &signals, &matcher.check_signals(&signals))?;
+//! let outcome = triage.submit(&report, &signals, &matcher)?;
 //! assert!(matches!(outcome, Outcome::PreviouslyAssessed { verdict, .. } if verdict.kind == VerdictKind::Legal));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

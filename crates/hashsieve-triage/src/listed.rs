@@ -17,15 +17,18 @@
 //! so the memory (about 9 KB of keypoints and 3 KB of table entries a copy) grows with the
 //! listed pictures reported, not with the reports.
 //!
-//! A copy's matches are the list's as of its report: an entry later removed from the list is
-//! still matched through its copies, until the store is rebuilt.
+//! A copy keeps its content's digests and PDQ hashes, and they are matched against the lists
+//! again whenever a report is recognised through it: the matches given are the lists' as they
+//! are then, so an entry removed from a list, or allowed by an allow-list, no longer reaches
+//! the crops of its picture either.
 
 use std::collections::HashSet;
 
 use hashsieve_core::digest::Digests;
+use hashsieve_core::signals::{PdqSignal, Signals};
 use serde::{Deserialize, Serialize};
 
-use crate::model::ListMatch;
+use crate::model::{ItemPdq, ListMatch};
 
 /// Reported content a hash list matched, as the `listed_copies` table holds it (its keypoints
 /// are in `listed_keypoints` under the same number).
@@ -35,10 +38,33 @@ pub(crate) struct ListedCopy {
     pub(crate) id: u64,
     /// The report it came with.
     pub(crate) report: String,
-    /// The list matches that made it known.
+    /// The list matches that made it known, when it was reported.
     pub(crate) matches: Vec<ListMatch>,
-    /// The content's strongest digest, as `kind:hex`.
-    pub(crate) content: String,
+    /// The content's digests, to match against the lists again.
+    #[serde(with = "crate::model::digests_hex")]
+    pub(crate) digests: Digests,
+    /// Its PDQ hash's eight rotations and mirror images (the first as reported), with its
+    /// quality; empty if it had none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) pdq: Vec<ItemPdq>,
+}
+
+impl ListedCopy {
+    /// The copy's hashes, as signals to match against the lists.
+    pub(crate) fn signals(&self) -> Signals {
+        let dihedral: Option<[_; 8]> =
+            self.pdq.iter().map(|variant| variant.hash).collect::<Vec<_>>().try_into().ok();
+        let pdq =
+            self.pdq.first().map(|first| PdqSignal { hash: first.hash, quality: first.quality, dihedral });
+        Signals { digests: self.digests.clone(), pdq, ..Signals::default() }
+    }
+}
+
+/// The PDQ hashes to keep for a copy: all eight variants if they were computed, else the hash.
+pub(crate) fn copy_pdq(signals: &Signals) -> Vec<ItemPdq> {
+    let Some(pdq) = &signals.pdq else { return Vec::new() };
+    let variants = pdq.dihedral.map_or_else(|| vec![pdq.hash], |all| all.to_vec());
+    variants.into_iter().map(|hash| ItemPdq { hash, quality: pdq.quality }).collect()
 }
 
 /// What the listed copies kept cover (their keypoints are filed with the items').
@@ -46,7 +72,7 @@ pub(crate) struct ListedCopy {
 pub(crate) struct ListedCopies {
     /// (list, entry id) of every kept copy's matches.
     entries: HashSet<(String, String)>,
-    /// [`ListedCopy::content`] of every kept copy.
+    /// [`content_key`] of every kept copy.
     contents: HashSet<String>,
 }
 
@@ -64,7 +90,7 @@ impl ListedCopies {
     /// Notes what a copy covers.
     pub(crate) fn insert(&mut self, copy: &ListedCopy) {
         self.entries.extend(copy.matches.iter().filter_map(entry_of));
-        self.contents.insert(copy.content.clone());
+        self.contents.extend(content_key(&copy.digests));
     }
 }
 

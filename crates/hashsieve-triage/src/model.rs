@@ -478,17 +478,17 @@ mod pdq_hex {
 }
 
 /// Digests as `{"md5": "hex", …}`, only those computed.
-mod digests_hex {
+pub(crate) mod digests_hex {
     use std::collections::BTreeMap;
 
     use hashsieve_core::digest::{DigestKind, Digests};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(digests: &Digests, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(digests: &Digests, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(digests.iter().map(|(kind, value)| (kind.name(), hex::encode(value))))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Digests, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Digests, D::Error> {
         use serde::de::Error;
         let map = BTreeMap::<String, String>::deserialize(deserializer)?;
         let mut digests = Digests::default();

@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hashsieve_core::digest::DigestSet;
 use hashsieve_core::index::DEFAULT_PDQ_THRESHOLD;
 use hashsieve_core::keypoints::Keypoints;
-use hashsieve_core::matcher::{DEFAULT_MIN_PDQ_QUALITY, Outcome as ListOutcome, Verdict as ListVerdict};
+use hashsieve_core::matcher::{
+    DEFAULT_MIN_PDQ_QUALITY, Matcher, Outcome as ListOutcome, Verdict as ListVerdict,
+};
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -183,15 +185,17 @@ impl Triage {
         &self.path
     }
 
-    /// What [`Triage::submit`] would do with this content, recording nothing: `listed` is the
-    /// core matcher's verdict on the same signals.
-    pub fn classify(&self, signals: &Signals, listed: &ListVerdict) -> Result<Classification, TriageError> {
-        self.read("classify", |txn| Ok(self.classify_in(txn, signals, listed)?.0))
+    /// What [`Triage::submit`] would do with this content, recording nothing.
+    pub fn classify(&self, signals: &Signals, lists: &Matcher) -> Result<Classification, TriageError> {
+        let listed = lists.check_signals(signals);
+        self.read("classify", |txn| Ok(self.classify_in(txn, signals, &listed, lists)?.0))
     }
 
     /// Records a report and says what becomes of it: known from a hash list, previously
     /// assessed (the same bytes or a near-duplicate of an assessed item), or new and queued for
-    /// review in a group. `listed` is the core matcher's verdict on `signals`.
+    /// review in a group. `lists` are the hash lists: `signals` are matched against them, and so
+    /// are the hashes of a listed copy the content is recognised through (see
+    /// [`ListMatch::via_report`]), so that only what the lists hold now counts.
     ///
     /// Idempotent by report id: a report id already recorded returns its first outcome and
     /// records nothing (unless its content differs: [`TriageError::ReportIdReused`]).
@@ -199,7 +203,7 @@ impl Triage {
         &mut self,
         report: &Report,
         signals: &Signals,
-        listed: &ListVerdict,
+        lists: &Matcher,
     ) -> Result<Outcome, TriageError> {
         if report.id.is_empty() {
             return Err(TriageError::EmptyReportId);
@@ -207,6 +211,7 @@ impl Triage {
         if signals.digests.iter().next().is_none() {
             return Err(TriageError::NoDigest { report: report.id.clone() });
         }
+        let listed = &lists.check_signals(signals);
         // Writes take `&mut self` and the file is locked, so nothing changes between this read
         // and the write below.
         let (recorded, decided) = self.read("submit", |txn| {
@@ -214,7 +219,7 @@ impl Triage {
             let decided = match recorded {
                 Some(_) => None,
                 None => {
-                    let (classification, through_copies) = self.classify_in(txn, signals, listed)?;
+                    let (classification, through_copies) = self.classify_in(txn, signals, listed, lists)?;
                     Some((classification, hints(listed, through_copies)))
                 }
             };
@@ -231,12 +236,13 @@ impl Triage {
         let now = now_ms();
         let (outcome, new_item, kept) = self.write("submit", |tables| {
             let kept = match copy {
-                Some((matches, content, keypoints)) => {
+                Some((matches, keypoints)) => {
                     let copy = ListedCopy {
                         id: tables.new_listed_copy_id()?,
                         report: report.id.clone(),
                         matches,
-                        content,
+                        digests: signals.digests.clone(),
+                        pdq: listed::copy_pdq(signals),
                     };
                     tables.listed_copies.insert(copy.id, store::encode(&copy).as_slice())?;
                     tables.listed_keypoints.insert(copy.id, keypoints.to_bytes().as_slice())?;
@@ -272,11 +278,11 @@ impl Triage {
     /// and a crash before it loses them all, as if they had never been submitted.
     pub fn submit_all(
         &mut self,
-        reports: &[(Report, Signals, ListVerdict)],
+        reports: &[(Report, Signals)],
+        lists: &Matcher,
     ) -> Result<Vec<Result<Outcome, TriageError>>, TriageError> {
         self.deferred = true;
-        let outcomes =
-            reports.iter().map(|(report, signals, listed)| self.submit(report, signals, listed)).collect();
+        let outcomes = reports.iter().map(|(report, signals)| self.submit(report, signals, lists)).collect();
         self.deferred = false;
         // An immediate commit makes every deferred one before it durable.
         self.write("sync", |_| Ok(()))?;
@@ -523,15 +529,25 @@ impl Triage {
         })
     }
 
-    /// The list matches of a listed copy, marked with the copy's report.
-    fn listed_copy_matches(&self, txn: &ReadTransaction, copy: u64) -> Result<Vec<ListMatch>, Failure> {
+    /// The lists' matches, now, of a listed copy's hashes (none if its entries were removed or
+    /// allowed since), marked with the copy's report.
+    fn listed_copy_matches(
+        &self,
+        txn: &ReadTransaction,
+        copy: u64,
+        lists: &Matcher,
+    ) -> Result<Vec<ListMatch>, Failure> {
         let copies = txn.open_table(store::LISTED_COPIES)?;
         let bytes = copies
             .get(copy)?
             .ok_or_else(|| TriageError::Missing { what: "listed copy", key: copy.to_string() })?;
         let copy: ListedCopy = store::decode(bytes.value(), "listed copy", copy)?;
-        let via = |found: &ListMatch| ListMatch { via_report: Some(copy.report.clone()), ..found.clone() };
-        Ok(copy.matches.iter().map(via).collect())
+        let now = lists.check_signals(&copy.signals());
+        let via = |found: &hashsieve_core::matcher::Match| ListMatch {
+            via_report: Some(copy.report.clone()),
+            ..ListMatch::from(found)
+        };
+        Ok(now.matches.iter().filter(|found| found.suppressed_by.is_none()).map(via).collect())
     }
 
     /// What to keep as a listed copy of a report about to be recorded: content a list matched
@@ -541,16 +557,14 @@ impl Triage {
         &self,
         signals: &Signals,
         classification: &Classification,
-    ) -> Option<(Vec<ListMatch>, String, Keypoints)> {
+    ) -> Option<(Vec<ListMatch>, Keypoints)> {
         let Classification::Known { matches } = classification else { return None };
         if matches.is_empty() || matches.iter().any(|found| found.via_report.is_some()) {
             return None;
         }
         let keypoints = signals.keypoints.as_ref().filter(|set| !set.is_empty())?;
         let content = listed::content_key(&signals.digests)?;
-        self.listed
-            .wanted(matches, &content)
-            .then(|| (matches.clone(), content, keypoints.clone().without_mirrored()))
+        self.listed.wanted(matches, &content).then(|| (matches.clone(), keypoints.clone().without_mirrored()))
     }
 
     /// The classification, and the list matches found through a listed copy that did not make
@@ -560,6 +574,7 @@ impl Triage {
         txn: &ReadTransaction,
         signals: &Signals,
         listed: &ListVerdict,
+        lists: &Matcher,
     ) -> Result<(Classification, Vec<ListMatch>), Failure> {
         let known = match listed.outcome {
             ListOutcome::Known => true,
@@ -622,30 +637,34 @@ impl Triage {
             };
             return Ok((classification, Vec::new()));
         }
-        self.classify_reframed(txn, &items, signals)
+        self.classify_reframed(txn, &items, signals, lists)
     }
 
     /// For content PDQ found nothing near, by keypoints (most agreeing first): a reframed copy
-    /// of a listed copy is known if `near_known_is_known` (else the copy's matches are a hint);
-    /// one of an assessed item inherits its verdict; one of a pending item joins its group.
+    /// of a listed copy the lists still match is known if `near_known_is_known` (else their
+    /// matches are a hint); one of an assessed item inherits its verdict; one of a pending item
+    /// joins its group.
     fn classify_reframed(
         &self,
         txn: &ReadTransaction,
         items: &ItemsTable,
         signals: &Signals,
+        lists: &Matcher,
     ) -> Result<(Classification, Vec<ListMatch>), Failure> {
         let Some(query) = signals.keypoints.as_ref().filter(|set| !set.is_empty()) else {
             return Ok((Classification::New, Vec::new()));
         };
         let not_inherited = |standing| standing != Standing::Item(NearStatus::Inherited);
         let hits = self.reframed.same_picture(query, not_inherited);
-        let through_copies = match hits.iter().find_map(|hit| match hit.id {
-            Filed::ListedCopy(copy) => Some(copy),
-            Filed::Item(_) => None,
-        }) {
-            Some(copy) => self.listed_copy_matches(txn, copy)?,
-            None => Vec::new(),
-        };
+        let mut through_copies = Vec::new();
+        for hit in &hits {
+            if let Filed::ListedCopy(copy) = hit.id {
+                through_copies = self.listed_copy_matches(txn, copy, lists)?;
+                if !through_copies.is_empty() {
+                    break;
+                }
+            }
+        }
         if self.options.near_known_is_known && !through_copies.is_empty() {
             return Ok((Classification::Known { matches: through_copies }, Vec::new()));
         }

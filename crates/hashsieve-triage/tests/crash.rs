@@ -50,19 +50,12 @@ fn child_process_for_the_crash_test() {
     let batch = if round % 2 == 1 { 16 } else { 1 };
     let numbers: Vec<u64> = range.collect();
     for chunk in numbers.chunks(batch) {
-        let reports: Vec<_> = chunk
-            .iter()
-            .map(|&i| {
-                let signals = content(i);
-                let listed = matcher.check_signals(&signals);
-                (report(&format!("r-{i}")), signals, listed)
-            })
-            .collect();
+        let reports: Vec<_> = chunk.iter().map(|&i| (report(&format!("r-{i}")), content(i))).collect();
         let outcomes = if batch == 1 {
-            let (report, signals, listed) = &reports[0];
-            vec![triage.submit(report, signals, listed).unwrap()]
+            let (report, signals) = &reports[0];
+            vec![triage.submit(report, signals, &matcher).unwrap()]
         } else {
-            triage.submit_all(&reports).unwrap().into_iter().map(Result::unwrap).collect()
+            triage.submit_all(&reports, &matcher).unwrap().into_iter().map(Result::unwrap).collect()
         };
         for (&i, outcome) in chunk.iter().zip(outcomes) {
             let id = format!("r-{i}");
@@ -130,7 +123,7 @@ fn acknowledged_writes_survive_kill_9() {
         let id = line.split(' ').nth(1).unwrap();
         let i: u64 = id[2..].parse().unwrap();
         let signals = content(i);
-        let outcome = triage.submit(&report(id), &signals, &matcher.check_signals(&signals)).unwrap();
+        let outcome = triage.submit(&report(id), &signals, &matcher).unwrap();
         assert_eq!(outcome, triage.report(id).unwrap().outcome);
     }
     assert_eq!(triage.counts().unwrap(), counts);

@@ -432,11 +432,11 @@ fn classify_records_nothing() {
     let mut triage = open(dir.path());
     let bytes = picture(PICTURES[3]);
     let original = signals(&bytes);
-    assert_eq!(triage.classify(&original, &matcher.check_signals(&original)).unwrap(), Classification::New);
+    assert_eq!(triage.classify(&original, &matcher).unwrap(), Classification::New);
     assert_eq!(triage.counts().unwrap().items, 0);
     let (item, group) = new_item(&submit(&mut triage, &matcher, "r", &original).unwrap());
     let copy = signals(&edits(&bytes)[3].1);
-    let classified = triage.classify(&copy, &matcher.check_signals(&copy)).unwrap();
+    let classified = triage.classify(&copy, &matcher).unwrap();
     assert!(
         matches!(classified, Classification::Pending { item: i, group: g, how: MatchedBy::Pdq, .. } if i == item && g == group)
     );
@@ -541,16 +541,13 @@ fn near_known_content_is_known_unless_a_person_is_to_confirm_it() {
     let copy = signals(&edits(&bytes)[0].1);
     let fresh = tempfile::tempdir().unwrap();
     let mut trusting = open(fresh.path());
-    assert!(matches!(
-        trusting.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap(),
-        Outcome::Known { .. }
-    ));
+    assert!(matches!(trusting.submit(&report("c"), &copy, &matcher).unwrap(), Outcome::Known { .. }));
     drop(trusting);
 
     // A hotline that confirms every perceptual match: a new item, the match as a hint.
     let options = TriageOptions { near_known_is_known: false, ..TriageOptions::default() };
     let mut confirming = Triage::open(&fresh.path().join("other.redb"), options).unwrap();
-    let outcome = confirming.submit(&report("c"), &copy, &matcher.check_signals(&copy)).unwrap();
+    let outcome = confirming.submit(&report("c"), &copy, &matcher).unwrap();
     let hints = confirming.item(new_item(&outcome).0).unwrap().near_list_matches;
     assert!(
         hints.iter().any(|m| m.kind == "pdq" && m.entry_id == Some(hashsieve_triage::export::entry_id(item)))
@@ -568,9 +565,12 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
     // The list: pictures an earlier store exported. The last picture stays unlisted.
     let mut earlier = Triage::open(&dir.path().join("earlier.redb"), TriageOptions::default()).unwrap();
     let (listed, unlisted) = PICTURES.split_at(PICTURES.len() - 1);
+    let mut exported = std::collections::BTreeMap::new();
     for (n, name) in listed.iter().enumerate() {
         let outcome = submit(&mut earlier, &matcher, &format!("e-{n}"), &signals(&picture(name))).unwrap();
-        earlier.assess_group(new_item(&outcome).1, illegal("A"), "a", None).unwrap();
+        let (item, group) = new_item(&outcome);
+        earlier.assess_group(group, illegal("A"), "a", None).unwrap();
+        exported.insert(*name, item);
     }
     earlier.export_to(&matcher, LIST, None).unwrap();
 
@@ -601,7 +601,7 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
         let file = format!("file-{n}");
         if !copy_of.contains_key(name) {
             // Before the listed file is reported, nothing knows the crop.
-            assert_eq!(trusting.classify(crop, &matcher.check_signals(crop)).unwrap(), Classification::New);
+            assert_eq!(trusting.classify(crop, &matcher).unwrap(), Classification::New);
             copy_of.insert(*name, file.clone());
         }
         for triage in [&mut trusting, &mut confirming] {
@@ -632,11 +632,18 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
     // Reopened, the copies are loaded again.
     drop(trusting);
     let mut trusting = open(dir.path());
-    let (_, _, crop) = &cases[0];
+    let (name, _, crop) = &cases[0];
     let outcome = submit(&mut trusting, &matcher, "crop-after-reopening", crop).unwrap();
     assert!(
         matches!(&outcome, Outcome::Known { matches } if matches[0].via_report.as_deref() == Some("file-0"))
     );
+
+    // The picture's entries leave the list (a correction withdraws them): its crops are no
+    // longer matched through the copy either.
+    earlier.assess_item(exported[**name], VerdictKind::Legal, "qa", None).unwrap();
+    assert_eq!(earlier.export_to(&matcher, LIST, None).unwrap().items().len(), 1);
+    assert_eq!(trusting.classify(crop, &matcher).unwrap(), Classification::New);
+    new_item(&submit(&mut trusting, &matcher, "crop-after-withdrawal", crop).unwrap());
 }
 
 /// Everything survives closing and reopening, including the near-search state.
@@ -710,17 +717,12 @@ fn a_batch_decides_as_one_by_one() {
         .map(|(name, bytes)| format!("{:?}", submit(&mut single, &matcher, name, &signals(bytes))))
         .collect();
     let mut batch = open(&batched);
-    let reports: Vec<_> = submissions
-        .iter()
-        .map(|(name, bytes)| {
-            let signals = signals(bytes);
-            let listed = matcher.check_signals(&signals);
-            (report(name), signals, listed)
-        })
-        .collect();
+    let reports: Vec<_> = submissions.iter().map(|(name, bytes)| (report(name), signals(bytes))).collect();
     let mut outcomes = Vec::new();
     for chunk in reports.chunks(16) {
-        outcomes.extend(batch.submit_all(chunk).unwrap().into_iter().map(|outcome| format!("{outcome:?}")));
+        outcomes.extend(
+            batch.submit_all(chunk, &matcher).unwrap().into_iter().map(|outcome| format!("{outcome:?}")),
+        );
     }
     assert_eq!(outcomes, expected);
     assert!(outcomes.last().unwrap().contains("ReportIdReused"));

@@ -56,14 +56,8 @@ impl Work for ReportTriage {
         let matcher = self.state.matcher.load_full();
         let hotline = Arc::clone(&self.hotline);
         let decided = tokio::task::spawn_blocking(move || {
-            let reports: Vec<_> = reports
-                .into_iter()
-                .map(|(_, report, signals)| {
-                    let listed = matcher.check_signals(&signals);
-                    (report, signals, listed)
-                })
-                .collect();
-            hotline.submit_all(&reports)
+            let reports: Vec<_> = reports.into_iter().map(|(_, report, signals)| (report, signals)).collect();
+            hotline.submit_all(&matcher, &reports)
         })
         .await;
         let outcomes = match decided {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use hashsieve_core::digest::{DigestSet, digest_bytes};
 use hashsieve_core::index::{IndexBuilder, ListOptions};
-use hashsieve_core::matcher::{Matcher, Verdict as ListVerdict};
+use hashsieve_core::matcher::Matcher;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
 use hashsieve_core::store::{DirOptions, IndexDir};
@@ -138,13 +138,12 @@ pub fn open(dir: &Path) -> Triage {
     Triage::open(&dir.join("triage.redb"), TriageOptions::default()).unwrap()
 }
 
-/// Submits content as the daemon would: the matcher's verdict first, then triage.
+/// Submits content under a report id made from `id`.
 pub fn submit(
     triage: &mut Triage,
     matcher: &Matcher,
     id: &str,
     signals: &Signals,
 ) -> Result<Outcome, TriageError> {
-    let listed: ListVerdict = matcher.check_signals(signals);
-    triage.submit(&report(id), signals, &listed)
+    triage.submit(&report(id), signals, matcher)
 }
