@@ -211,14 +211,14 @@ impl Triage {
         if signals.digests.iter().next().is_none() {
             return Err(TriageError::NoDigest { report: report.id.clone() });
         }
-        let listed = &lists.check_signals(signals);
         // Writes take `&mut self` and the file is locked, so nothing changes between this read
-        // and the write below.
+        // and the write below. A redelivery is answered from its record, unmatched.
         let (recorded, decided) = self.read("submit", |txn| {
             let recorded = store::report(&txn.open_table(store::REPORTS)?, &report.id)?;
             let decided = match recorded {
                 Some(_) => None,
                 None => {
+                    let listed = &lists.check_signals(signals);
                     let (classification, through_copies) = self.classify_in(txn, signals, listed, lists)?;
                     Some((classification, hints(listed, through_copies)))
                 }
