@@ -1,6 +1,6 @@
 //! End-to-end tests of `hashsieve hash`, driving the real binary.
 //!
-//! References are independent of hashsieve: the PDQ values in `../shared/vectors/pdq`, computed
+//! References are independent of hashsieve: the PDQ values in `tests/vectors/pdq`, computed
 //! with Meta's reference code, and the system's `md5sum`, `sha1sum` and `sha256sum`.
 
 use std::collections::HashMap;
@@ -15,8 +15,8 @@ fn hashsieve() -> Command {
 }
 
 fn vectors_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/pdq");
-    assert!(dir.is_dir(), "the shared reference vectors are missing: {}", dir.display());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/pdq");
+    assert!(dir.is_dir(), "the PDQ reference vectors are missing: {}", dir.display());
     dir
 }
 

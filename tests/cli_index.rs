@@ -1,6 +1,6 @@
 //! End-to-end tests of `hashsieve index`, `match` and `scan`, driving the real binary.
 //!
-//! References: the system's `md5sum` for the listed digests, the shared PDQ matching vectors
+//! References: the system's `md5sum` for the listed digests, the PDQ matching vectors (tests/vectors)
 //! (haystack, needles and the expected pairs computed by brute force outside hashsieve).
 
 use std::collections::BTreeSet;
@@ -60,12 +60,12 @@ fn demo_scan_finds_the_test_signatures_and_exits_1() {
 #[test]
 fn build_inspect_verify_match_and_scan_an_index() {
     let dir = tempfile::tempdir().unwrap();
-    // An md5sum list made by the system tool, and the shared PDQ haystack as a plain list.
+    // An md5sum list made by the system tool, and the PDQ haystack as a plain list.
     let md5sum =
         Command::new("md5sum").arg(root().join("samples/images/square-256x256.jpg")).output().unwrap();
     let md5_list = dir.path().join("known.md5");
     std::fs::write(&md5_list, &md5sum.stdout).unwrap();
-    let haystack = root().join("../shared/vectors/pdq/matching/haystack.txt");
+    let haystack = root().join("tests/vectors/pdq/matching/haystack.txt");
     let index = dir.path().join("lists.hsidx");
     let output = hashsieve(&[
         "index",
@@ -93,7 +93,7 @@ fn build_inspect_verify_match_and_scan_an_index() {
     assert_eq!(hashsieve(&["index", "verify", index.to_str().unwrap()]).status.code(), Some(0));
 
     // Every needle at the list's threshold of 63: the expected pairs, by haystack value.
-    let needles = std::fs::read_to_string(root().join("../shared/vectors/pdq/matching/needles.txt")).unwrap();
+    let needles = std::fs::read_to_string(root().join("tests/vectors/pdq/matching/needles.txt")).unwrap();
     let mut args = vec!["match", "--index", index.to_str().unwrap(), "--kind", "pdq"];
     args.extend(needles.lines().filter(|l| !l.is_empty()));
     let output = hashsieve(&args);
@@ -109,8 +109,7 @@ fn build_inspect_verify_match_and_scan_an_index() {
         })
         .collect();
     let expected_text =
-        std::fs::read_to_string(root().join("../shared/vectors/pdq/matching/expected-matches-63.csv"))
-            .unwrap();
+        std::fs::read_to_string(root().join("tests/vectors/pdq/matching/expected-matches-63.csv")).unwrap();
     let expected: BTreeSet<(String, String, u64)> = expected_text
         .lines()
         .skip(1)

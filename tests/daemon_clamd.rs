@@ -36,7 +36,7 @@ fn clamdscan() -> &'static str {
     let found = Command::new("sh").args(["-c", "command -v clamdscan"]).output().unwrap();
     assert!(
         found.status.success(),
-        "these tests need the real clamdscan: apt-get install clamdscan (.ci/run installs it)"
+        "these tests need the real clamdscan: apt-get install clamdscan (bash tests/run.sh installs it)"
     );
     "clamdscan"
 }

@@ -352,7 +352,7 @@ fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)>
     let errors = String::from_utf8_lossy(&output.stderr);
     assert!(
         !errors.contains("ModuleNotFoundError"),
-        "the metrics test needs PyPI prometheus-client: pip install prometheus-client (.ci/run does)"
+        "the metrics test needs PyPI prometheus-client: pip install prometheus-client (bash tests/run.sh does)"
     );
     assert!(output.status.success(), "not valid OpenMetrics: {errors}\n{text}");
     serde_json::from_slice(&output.stdout).unwrap()
@@ -478,7 +478,10 @@ fn the_openapi_document_describes_what_is_served() {
         validate(json.load(sys.stdin))\n";
     let output = pipe("python3", &["-c", VALIDATE], &served.body);
     let errors = String::from_utf8_lossy(&output.stderr);
-    assert!(!errors.contains("ModuleNotFoundError"), "pip install openapi-spec-validator (.ci/run does)");
+    assert!(
+        !errors.contains("ModuleNotFoundError"),
+        "pip install openapi-spec-validator (bash tests/run.sh does)"
+    );
     assert!(output.status.success(), "not valid OpenAPI 3.1: {errors}");
     let wee = std::fs::read(sample("wee.jpg")).unwrap();
     let wee_md5 = md5sum(&sample("wee.jpg"));

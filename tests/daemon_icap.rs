@@ -263,7 +263,7 @@ fn squid_binary() -> &'static str {
             return path;
         }
     }
-    panic!("squid is not installed (Debian package squid; .ci/run installs it)");
+    panic!("squid is not installed (Debian package squid; bash tests/run.sh installs it)");
 }
 
 fn free_port() -> u16 {
@@ -330,7 +330,7 @@ fn c_icap_client(icap: SocketAddr, args: &[&str]) -> (String, Option<Vec<u8>>, S
         .arg(out.path())
         .args(args)
         .output()
-        .expect("c-icap-client runs (Debian package c-icap; .ci/run installs it)");
+        .expect("c-icap-client runs (Debian package c-icap; bash tests/run.sh installs it)");
     let text =
         String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     let status = text

@@ -1,6 +1,6 @@
 //! Criterion benchmarks of keypoints (the near-duplicate signal for cropped copies):
 //! `Keypoints::from_rgb` on a 256×256 photo and on a 1600×1004 one (the PDQ reference photo,
-//! from `../shared/vectors` when it is beside the repository), and `align` of a query with the
+//! from `tests/vectors`), and `align` of a query with the
 //! set of a crop of the same picture and with the set of a different picture — the two cases
 //! triage's candidate search ends in. Pixels are decoded before timing starts:
 //! `cargo bench -p hashsieve-benches --bench keypoints`.
@@ -17,10 +17,10 @@ struct Rgb {
     height: usize,
 }
 
-fn load(path: &Path) -> Option<Rgb> {
-    let image = image::open(path).ok()?.to_rgb8();
+fn load(path: &Path) -> Rgb {
+    let image = image::open(path).unwrap_or_else(|err| panic!("{}: {err}", path.display())).to_rgb8();
     let (width, height) = (image.width() as usize, image.height() as usize);
-    Some(Rgb { pixels: image.into_raw(), width, height })
+    Rgb { pixels: image.into_raw(), width, height }
 }
 
 /// The image with `left` and `top` pixels cut off, and as many off the right and bottom.
@@ -38,13 +38,10 @@ fn root() -> PathBuf {
 
 fn extraction(c: &mut Criterion) {
     let mut group = c.benchmark_group("keypoints");
-    let large = root().join("../shared/vectors/pdq/images/bridge-mods-aaa-orig.png");
+    let large = root().join("tests/vectors/pdq/images/bridge-mods-aaa-orig.png");
     let photos = [("256x256", root().join("samples/images/q1050.jpg")), ("1600x1004", large)];
     for (size, path) in photos {
-        let Some(rgb) = load(&path) else {
-            eprintln!("{} is not there: keypoints/from_rgb/{size} skipped", path.display());
-            continue;
-        };
+        let rgb = load(&path);
         group.bench_with_input(BenchmarkId::new("from_rgb", size), &rgb, |b, rgb| {
             b.iter(|| Keypoints::from_rgb(black_box(&rgb.pixels), rgb.width, rgb.height))
         });
@@ -54,8 +51,8 @@ fn extraction(c: &mut Criterion) {
 
 fn alignment(c: &mut Criterion) {
     let images = root().join("samples/images");
-    let photo = load(&images.join("q1050.jpg")).expect("samples/images/q1050.jpg");
-    let other = load(&images.join("q0122.jpg")).expect("samples/images/q0122.jpg");
+    let photo = load(&images.join("q1050.jpg"));
+    let other = load(&images.join("q0122.jpg"));
     let query = Keypoints::from_rgb(&photo.pixels, photo.width, photo.height);
     let cropped = crop(&photo, 8, 5);
     let same = Keypoints::from_rgb(&cropped.pixels, cropped.width, cropped.height).without_mirrored();

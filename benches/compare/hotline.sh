@@ -23,13 +23,13 @@
 #   SEED=7 bash benches/compare/hotline.sh   # another stream
 #
 # It installs redis-server with apt-get when missing. The PDQ reference photos are taken from
-# VECTORS (default ../shared/vectors/pdq beside the repository) when they are there.
+# VECTORS (default tests/vectors/pdq).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 mode=()
 [[ ${1:-} == quick ]] && mode=(--quick)
-vectors=${VECTORS:-$root/../shared/vectors/pdq}
+vectors=${VECTORS:-$root/tests/vectors/pdq}
 work=$(mktemp -d /var/tmp/hashsieve-hotline.XXXXXX)
 sim=
 cleanup() {

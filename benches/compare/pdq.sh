@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 repo=$PWD
 work=${WORK:-/tmp/hashsieve-compare}
 te_dir=${THREATEXCHANGE_DIR:-/work/.mirror/facebook+ThreatExchange/repo}
-vectors=${VECTORS:-$repo/../shared/vectors/pdq}
+vectors=${VECTORS:-$repo/tests/vectors/pdq}
 repeats=${REPEATS:-15}
 repeats_large=${REPEATS_LARGE:-5}
 mkdir -p "$work"

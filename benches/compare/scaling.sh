@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # How `hashsieve hash` scales with threads: images/s at 1 and 2 threads (or THREADS="1 2 4")
-# over a directory built from the shared PDQ vectors, each copied COPIES times.
+# over a directory built from the PDQ vectors in tests/vectors, each copied COPIES times.
 # Prints the median of RUNS runs per setting and the speed-up over one thread.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-vectors=${VECTORS:-../shared/vectors/pdq}
+vectors=${VECTORS:-tests/vectors/pdq}
 copies=${COPIES:-8}
 runs=${RUNS:-5}
 threads=${THREADS:-"1 2"}

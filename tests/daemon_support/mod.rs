@@ -102,7 +102,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server runs (Debian package redis-server; .ci/run installs it)");
+            .expect("redis-server runs (Debian package redis-server; bash tests/run.sh installs it)");
         let url = format!("redis://127.0.0.1:{port}/");
         let client = redis::Client::open(url.as_str()).unwrap();
         let started = Instant::now();

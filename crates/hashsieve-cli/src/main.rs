@@ -31,6 +31,8 @@ enum Command {
     Match(cmd::scan::MatchArgs),
     Scan(cmd::scan::ScanArgs),
     Serve(cmd::serve::ServeArgs),
+    Manpages(cmd::manual::ManpagesArgs),
+    Completions(cmd::manual::CompletionsArgs),
 }
 
 /// The exit status of a run that did not fail outright.
@@ -79,6 +81,8 @@ fn main() -> ExitCode {
         Command::Match(args) => cmd::scan::run_match(args),
         Command::Scan(args) => cmd::scan::run_scan(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Manpages(args) => cmd::manual::run_manpages(args),
+        Command::Completions(args) => cmd::manual::run_completions(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

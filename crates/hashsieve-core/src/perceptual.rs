@@ -118,7 +118,7 @@ mod tests {
 
     fn load(name: &str) -> RgbImage {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/vectors/pdq/images")
+            .join("../../tests/vectors/pdq/images")
             .join(name);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         crate::decode::decode_rgb(&bytes, &Default::default()).unwrap()

@@ -13,8 +13,8 @@ fn fixtures() -> PathBuf {
 }
 
 fn vectors() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/pdq");
-    assert!(dir.is_dir(), "the shared reference vectors are missing: {}", dir.display());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/pdq");
+    assert!(dir.is_dir(), "the PDQ reference vectors are missing: {}", dir.display());
     dir
 }
 

@@ -1,4 +1,4 @@
-//! The index against independent references: the shared PDQ matching vectors, and brute force
+//! The index against independent references: the PDQ matching vectors (tests/vectors), and brute force
 //! over the same entries.
 
 use std::collections::BTreeSet;
@@ -11,11 +11,11 @@ use hashsieve_core::index::{
 use hashsieve_core::matcher::{Matcher, Outcome};
 use proptest::prelude::*;
 
-const MATCHING: &str = "../../../shared/vectors/pdq/matching";
+const MATCHING: &str = "../../tests/vectors/pdq/matching";
 
 fn lines(name: &str) -> Vec<String> {
     let text =
-        std::fs::read_to_string(format!("{MATCHING}/{name}")).expect("shared vectors beside the project");
+        std::fs::read_to_string(format!("{MATCHING}/{name}")).expect("the PDQ vectors in tests/vectors");
     text.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
 }
 

@@ -1,4 +1,4 @@
-//! PDQ against Meta's reference outputs in `../shared/vectors/pdq` (see its README): every PNG
+//! PDQ against Meta's reference outputs in `tests/vectors/pdq` (see its README): every PNG
 //! exactly — hash, quality and all eight dihedral hashes, through the CPU-specific and the
 //! portable code — and the original JPEGs within the tolerance that decoder differences allow.
 
@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use hashsieve_core::pdq::{self, Dihedral, ParseHashError, PdqHash, PdqHasher};
 
 fn vectors() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/pdq");
-    assert!(dir.is_dir(), "the shared PDQ reference vectors are missing: {}", dir.display());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/pdq");
+    assert!(dir.is_dir(), "the PDQ reference vectors are missing: {}", dir.display());
     dir
 }
 

@@ -596,4 +596,38 @@ mod tests {
         let idle = "index = \"x\"\n[ingest]\nredis_url = \"redis://127.0.0.1/\"\nworkers = 0";
         assert!(Config::from_toml(idle).unwrap_err().to_string().contains("nothing to do"));
     }
+
+    /// The configuration the Debian package installs as /etc/hashsieve/hashsieved.toml.
+    const SHIPPED: &str = include_str!("../../../packaging/debian/hashsieved.toml");
+
+    #[test]
+    fn the_shipped_configuration_serves_the_state_directory_on_loopback() {
+        let config = Config::from_toml(SHIPPED).unwrap();
+        assert_eq!(config.index, PathBuf::from("/var/lib/hashsieve/lists"));
+        assert!(config.http.listen.ip().is_loopback());
+        assert!(!config.writable && config.tokens.is_empty() && config.triage.store.is_none());
+        assert!(config.clamd.unix_socket.is_none() && config.icap.listen.is_none());
+    }
+
+    #[test]
+    fn every_commented_out_setting_of_the_shipped_configuration_is_a_real_one() {
+        // Uncommented, each `#key = value` and `#[table]` line must be in the schema (which
+        // denies unknown fields); the limits shown must be the defaults they claim to be.
+        fn setting(line: &str) -> Option<&str> {
+            line.strip_prefix('#').filter(|rest| {
+                rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(key, _)| !key.contains(' '))
+            })
+        }
+        let uncommented: String =
+            SHIPPED.lines().map(|line| format!("{}\n", setting(line).unwrap_or(line))).collect();
+        assert!(uncommented.len() > SHIPPED.len() / 2 && uncommented != SHIPPED.replace("\r", ""));
+        let config: Config = toml::from_str(&uncommented).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(format!("{:?}", config.limits), format!("{:?}", Limits::default()));
+        assert_eq!(config.tokens.len(), 1);
+        assert!(
+            config.clamd.unix_socket.is_some()
+                && config.icap.listen.is_some()
+                && config.triage.store.is_some()
+        );
+    }
 }

@@ -4,15 +4,39 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use hashsieve_daemon::config::Config;
 
-/// Serve a hashsieve index over HTTP/JSON.
+/// Serve hash lists of known child sexual abuse material over HTTP/JSON, clamd's protocol and ICAP.
+///
+/// hashsieved answers whether content, or a hash of it, is on the hash lists of an index
+/// directory (made with `hashsieve index build --dir`): for web proxies (ICAP), antivirus
+/// plumbing (clamd's protocol), upload pipelines and a hotline's triage (HTTP/JSON, Redis
+/// Streams). A read-only daemon follows the changes other processes make to its index
+/// directory; it never writes content to disk or logs, only hashes and metadata.
+///
+/// Configuration: /etc/hashsieve/hashsieved.toml in the Debian package, which documents every
+/// setting; `--index` serves an index with the defaults (loopback only, read-only).
+///
+/// Signals: SIGHUP reloads the index (a failed reload leaves the old one serving); SIGTERM and
+/// SIGINT stop accepting and let requests in flight finish.
+///
+/// Logs and the audit trail (one line per decision: client, token, hashes, verdict, matched
+/// entries) go to standard error; HASHSIEVE_LOG sets the filter (default "info"; e.g.
+/// "debug"), `[logging] json = true` writes JSON lines.
+///
+/// Exit status: 0 after a graceful stop or a good --check-config, 1 when serving failed, 2 when
+/// the arguments or the configuration were refused.
 #[derive(Debug, Parser)]
-#[command(name = "hashsieved", version, about)]
+#[command(name = "hashsieved", version)]
 struct Args {
     /// The configuration file (TOML).
-    #[arg(long, value_name = "FILE", required_unless_present = "index", conflicts_with = "index")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["index", "manpages", "completions"],
+        conflicts_with = "index"
+    )]
     config: Option<PathBuf>,
 
     /// Serve this index directory or file with default settings (loopback only).
@@ -31,6 +55,34 @@ struct Args {
     /// Check the configuration and the index, then exit.
     #[arg(long)]
     check_config: bool,
+
+    /// Write this command's man page, hashsieved(8), into DIR, then exit. Its text is that of
+    /// --help.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    manpages: Option<PathBuf>,
+
+    /// Print the completion script for a shell, then exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<hashsieve_assets::Shell>,
+}
+
+/// Writes the manual page or completion script asked for.
+fn write_assets(
+    manpages: Option<&PathBuf>,
+    completions: Option<hashsieve_assets::Shell>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = manpages {
+        let pages = hashsieve_assets::write_man_pages(Args::command(), "8", dir)
+            .with_context(|| format!("cannot write the man page into {}", dir.display()))?;
+        for page in pages {
+            println!("{}", page.display());
+        }
+    }
+    if let Some(shell) = completions {
+        hashsieve_assets::write_completions(Args::command(), shell, &mut std::io::stdout().lock())
+            .context("cannot write the completion script")?;
+    }
+    Ok(())
 }
 
 fn config(args: &Args) -> anyhow::Result<Config> {
@@ -63,6 +115,15 @@ fn logging(json: bool) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.manpages.is_some() || args.completions.is_some() {
+        return match write_assets(args.manpages.as_ref(), args.completions) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("hashsieved: {err:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match config(&args) {
         Ok(config) => config,
         Err(err) => {

@@ -259,9 +259,8 @@ mod tests {
 
     #[test]
     fn the_shared_matching_vectors_are_found_at_31() {
-        let read = |name: &str| {
-            std::fs::read_to_string(format!("../../../shared/vectors/pdq/matching/{name}")).unwrap()
-        };
+        let read =
+            |name: &str| std::fs::read_to_string(format!("../../tests/vectors/pdq/matching/{name}")).unwrap();
         let haystack: Vec<PdqHash> =
             read("haystack.txt").lines().map(|l| PdqHash::from_hex(l).unwrap()).collect();
         let needles: Vec<PdqHash> =

@@ -3,5 +3,6 @@
 pub mod hash;
 pub mod index;
 pub mod list;
+pub mod manual;
 pub mod scan;
 pub mod serve;

@@ -20,30 +20,30 @@ use image::{DynamicImage, ImageFormat};
 
 pub const LIST: &str = "hotline";
 
-/// Benign pictures of different subjects with strong PDQ hashes (the samples, and the shared
+/// Benign pictures of different subjects with strong PDQ hashes (the samples, and the
 /// PDQ vectors' inputs).
 pub const PICTURES: [&str; 7] = [
     "samples/images/q0122.jpg",
     "samples/images/q1050.jpg",
     "samples/images/labelme-q0291.png",
     "samples/images/wee.jpg",
-    "../shared/vectors/pdq/images/pen-and-coaster.png",
-    "../shared/vectors/pdq/images/bridge-mods-aaa-orig.png",
-    "../shared/vectors/pdq/images/misc-c.png",
+    "tests/vectors/pdq/images/pen-and-coaster.png",
+    "tests/vectors/pdq/images/bridge-mods-aaa-orig.png",
+    "tests/vectors/pdq/images/misc-c.png",
 ];
 
 /// A picture whose PDQ hash survives every edit in [`edits`] within distance 31 (see the
 /// figures in the inheritance test's output), for the tests of review flows.
-pub const ROBUST: &str = "../shared/vectors/pdq/images/pen-and-coaster.png";
+pub const ROBUST: &str = "tests/vectors/pdq/images/pen-and-coaster.png";
 
 /// The ThreatExchange bridge picture and copies of it modified by Meta for PDQ's tests.
-pub const BRIDGE: &str = "../shared/vectors/pdq/images/bridge-mods-aaa-orig.png";
+pub const BRIDGE: &str = "tests/vectors/pdq/images/bridge-mods-aaa-orig.png";
 pub const BRIDGE_MODS: [&str; 5] = [
-    "../shared/vectors/pdq/images/bridge-mods-blur-a-lot.png",
-    "../shared/vectors/pdq/images/bridge-mods-shrink-a-little.png",
-    "../shared/vectors/pdq/images/bridge-mods-shrink-a-lot.png",
-    "../shared/vectors/pdq/images/bridge-mods-square-256x256.png",
-    "../shared/vectors/pdq/images/dih-bridge-2-rotate-90.png",
+    "tests/vectors/pdq/images/bridge-mods-blur-a-lot.png",
+    "tests/vectors/pdq/images/bridge-mods-shrink-a-little.png",
+    "tests/vectors/pdq/images/bridge-mods-shrink-a-lot.png",
+    "tests/vectors/pdq/images/bridge-mods-square-256x256.png",
+    "tests/vectors/pdq/images/dih-bridge-2-rotate-90.png",
 ];
 
 /// The oracle for near-duplicates: the smallest distance between any of the query's eight
