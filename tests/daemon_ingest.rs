@@ -133,10 +133,15 @@ fn reports_are_fetched_or_taken_hashed_matched_and_published_once() {
             &[("report_id", name.as_bytes()), ("content", &content), ("source", b"web form")],
         );
     }
-    // A reporter's retry: the same report again.
+    // A reporter's retry: the same report again. Two workers may hash both at once, and either
+    // may be the one published, so the retry carries the same fields as the first.
     push(
         &mut connection,
-        &[("report_id", b"wee.jpg"), ("content", &std::fs::read(sample("wee.jpg")).unwrap())],
+        &[
+            ("report_id", b"wee.jpg"),
+            ("content", &std::fs::read(sample("wee.jpg")).unwrap()),
+            ("source", b"web form"),
+        ],
     );
     let site = origin(std::fs::read(sample("q0122.jpg")).unwrap());
     push(
