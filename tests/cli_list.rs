@@ -101,7 +101,7 @@ fn changes_are_seen_by_queries_and_survive_compaction() {
     assert_eq!(matched(&dir, &md5(4)).0, "unknown");
 
     // An allow-list entry suppresses the match but it is still reported, marked.
-    ok(&["list", "allow", d, &format!("md5:{}", md5(5)), "--note", "vendor logo"]);
+    ok(&["list", "allow", d, &format!("md5:{}", md5(5)), "--category", "vendor-logo"]);
     assert_eq!(matched(&dir, &md5(5)), ("unknown".into(), vec![("hot".into(), "id-5".into(), true)]));
 
     // A name that is not a list is refused and nothing is written.

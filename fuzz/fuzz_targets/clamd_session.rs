@@ -14,7 +14,7 @@ use hashsieve_daemon::clamd::Clamd;
 use hashsieve_daemon::clamd::connection::Connection;
 use hashsieve_daemon::clamd::handler::serve_connection;
 use hashsieve_daemon::config::Config;
-use hashsieve_daemon::http::AppState;
+use hashsieve_daemon::state::AppState;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};

@@ -11,7 +11,7 @@ use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
 use hashsieve_daemon::config::Config;
-use hashsieve_daemon::http::AppState;
+use hashsieve_daemon::state::AppState;
 use hashsieve_daemon::icap::Icap;
 use hashsieve_daemon::icap::connection::Connection;
 use hashsieve_daemon::icap::handler::serve_connection;

@@ -161,6 +161,36 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Decod
         .unwrap_or(Err(DecodeError::DecoderPanicked { format: name }))
 }
 
+/// The memory decoding `bytes` with [`decode_rgb`] takes at its peak, read from the image's
+/// header without decoding it: the decoder's pixel buffer, plus the 8-bit RGB copy made from
+/// it unless that buffer already is one. `None` when nothing would be decoded: not an image,
+/// a header that does not parse, or an image over `limits`. A server admitting several
+/// decodes at once sizes them by this before it starts any.
+///
+/// ```
+/// use hashsieve_core::decode::{DecodeLimits, decode_memory};
+///
+/// assert_eq!(decode_memory(b"not an image", &DecodeLimits::default()), None);
+/// ```
+pub fn decode_memory(bytes: &[u8], limits: &DecodeLimits) -> Option<u64> {
+    let format = image::guess_format(bytes).ok()?;
+    let name = format_name(format)?;
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+        let mut header_only = image::Limits::no_limits();
+        header_only.max_alloc = Some(1 << 20);
+        reader.limits(header_only);
+        let decoder = reader.into_decoder().ok()?;
+        let (width, height) = decoder.dimensions();
+        check_dimensions(name, width, height, limits).ok()?;
+        let rgb = u64::from(width) * u64::from(height) * 3;
+        let copy = if decoder.color_type() == image::ColorType::Rgb8 { 0 } else { rgb };
+        Some(decoder.total_bytes() + copy)
+    }))
+    .ok()
+    .flatten()
+}
+
 fn decode_known(
     bytes: &[u8],
     format: ImageFormat,

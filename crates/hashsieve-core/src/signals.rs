@@ -194,6 +194,16 @@ impl Signals {
         signals
     }
 
+    /// The memory [`Signals::from_bytes`] needs for `bytes` beyond the bytes themselves, at its
+    /// peak: what decoding takes (see [`decode::decode_memory`]), or 0 when nothing is decoded.
+    /// The perceptual hashes work on the decoded pixels in place or on small scaled copies.
+    pub fn decode_memory(bytes: &[u8], options: &SignalOptions) -> u64 {
+        if !options.needs_image() || bytes.len() as u64 > options.max_image_bytes {
+            return 0;
+        }
+        decode::decode_memory(bytes, &options.limits).unwrap_or(0)
+    }
+
     /// Computes the requested signals of a stream. Only what decoding needs is held in memory:
     /// at most [`SignalOptions::max_image_bytes`] + 1 bytes, and nothing at all when no
     /// perceptual hash is requested.
@@ -291,6 +301,15 @@ impl SignalStream {
                 self.state = StreamState::Digesting(Box::new(digester));
             }
             StreamState::Digesting(digester) => digester.update(bytes),
+        }
+    }
+
+    /// What [`SignalStream::finish`] will need for decoding, as [`Signals::decode_memory`]
+    /// says for the content added so far.
+    pub fn decode_memory(&self) -> u64 {
+        match &self.state {
+            StreamState::Held(held) => Signals::decode_memory(held, &self.options),
+            StreamState::Digesting(_) => 0,
         }
     }
 

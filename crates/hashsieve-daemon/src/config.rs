@@ -26,7 +26,7 @@
 //! listen = "127.0.0.1:1344"            # services icap://HOST:PORT/respmod and /reqmod (unauthenticated)
 //! preview_bytes = 4096                 # body bytes asked for before deciding to read the rest
 //! options_ttl_secs = 60                # how long a proxy may keep the OPTIONS answer
-//! idle_timeout_secs = 120              # a persistent connection may wait this long for a request
+//! idle_timeout_secs = 120              # between requests (the first comes within header_timeout_secs)
 //! content_types = ["image/"]           # hashed by declared type ("type/" matches every subtype)
 //! sniff = true                         # also hash what starts like an image, whatever its type
 //! transfer_ignore = []                 # file extensions the proxy need not send at all
@@ -62,6 +62,9 @@
 //! header_timeout_secs = 10             # a client must send its headers within this
 //! max_connections = 1024               # further connections wait in the kernel's backlog
 //! max_in_flight = 64                   # content being hashed at once; more gets 503
+//! max_decode_bytes = 2147483648        # memory for decoding images at once; a larger image runs alone
+//! write_timeout_secs = 10              # a client that takes nothing sent for this long is cut off
+//! max_header_bytes = 65536             # an HTTP request head larger than this gets 431
 //! max_hashes = 10000                   # hashes in one /v1/match/hashes request
 //! max_list_bytes = 1073741824          # a whole list sent to PUT /v1/lists/{list}
 //!
@@ -233,7 +236,8 @@ pub struct IcapConfig {
     pub preview_bytes: u32,
     /// How long a client may cache the `OPTIONS` answer.
     pub options_ttl_secs: u64,
-    /// How long a persistent connection may wait for its next request.
+    /// How long a persistent connection may wait for its next request (its first must come
+    /// within the header deadline).
     pub idle_timeout_secs: u64,
     /// Media types hashed by their declared type; `type/` (or `type/*`) matches every subtype.
     pub content_types: Vec<String>,
@@ -269,11 +273,26 @@ impl Default for IcapConfig {
             transfer_complete: Vec::new(),
             block_status: 403,
             block_page: None,
-            block_reason: crate::icap::response::DEFAULT_BLOCK_REASON.into(),
+            block_reason: DEFAULT_BLOCK_REASON.into(),
             max_body_bytes: None,
         }
     }
 }
+
+/// The block page's `{reason}` unless configured.
+pub const DEFAULT_BLOCK_REASON: &str = "It is known child sexual abuse material.";
+
+/// The page served instead of blocked content, unless the configuration names another:
+/// `{reason}`, `{list}`, `{kind}`, `{category}` and `{reference}` are replaced (HTML-escaped).
+pub const DEFAULT_BLOCK_PAGE: &str = "<!doctype html>
+<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Blocked</title></head>
+<body>
+<h1>This content has been blocked</h1>
+<p>{reason}</p>
+<p>It matches an entry of the list <strong>{list}</strong> ({kind}{category}).</p>
+<p>Reference: <code>{reference}</code></p>
+</body></html>
+";
 
 /// Hotline reports consumed from a Redis Stream (see [`crate::ingest`]).
 #[derive(Debug, Clone, Deserialize)]
@@ -387,6 +406,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Content hashed at once.
     pub max_in_flight: usize,
+    /// Memory for decoding images at once, each counted by what its header says its decode
+    /// takes; one image needing more waits for all of it (see [`crate::slots`]).
+    pub max_decode_bytes: u64,
+    /// How long a write may wait for the client to take something.
+    pub write_timeout_secs: u64,
+    /// The largest HTTP request head (request line and header fields).
+    pub max_header_bytes: u64,
     /// Hashes in one lookup request.
     pub max_hashes: usize,
     /// Largest list sent whole to be refreshed.
@@ -402,6 +428,9 @@ impl Default for Limits {
             header_timeout_secs: 10,
             max_connections: 1024,
             max_in_flight: 64,
+            max_decode_bytes: 2 << 30,
+            write_timeout_secs: 10,
+            max_header_bytes: 64 << 10,
             max_hashes: 10_000,
             max_list_bytes: 1 << 30,
         }
@@ -499,12 +528,17 @@ impl Config {
             ("header_timeout_secs", limits.header_timeout_secs),
             ("max_connections", limits.max_connections as u64),
             ("max_in_flight", limits.max_in_flight as u64),
+            ("max_decode_bytes", limits.max_decode_bytes),
+            ("write_timeout_secs", limits.write_timeout_secs),
             ("max_hashes", limits.max_hashes as u64),
             ("max_list_bytes", limits.max_list_bytes),
         ] {
             if value == 0 {
                 return invalid(format!("limits.{name} must be at least 1"));
             }
+        }
+        if !(8 << 10..=1 << 20).contains(&limits.max_header_bytes) {
+            return invalid("limits.max_header_bytes must be from 8 KiB to 1 MiB".into());
         }
         self.clamd.socket_mode()?;
         if self.clamd.idle_timeout_secs == 0 || self.clamd.max_stream_bytes == Some(0) {

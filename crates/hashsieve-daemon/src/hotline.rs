@@ -1,6 +1,6 @@
 //! The hotline's verdict memory, as the daemon holds it: one `hashsieve-triage` store, shared
 //! by the ingest stage that decides reports ([`crate::ingest::triage`]) and the review API
-//! ([`crate::review`]), with the export of illegal verdicts to the hotline's own list.
+//! ([`crate::http::review`]), with the export of illegal verdicts to the hotline's own list.
 //!
 //! Export follows every verdict: the illegal items' digests and PDQ hash are added to
 //! `triage.export_list` in the index this daemon serves (durably, as one batch), so that every
@@ -33,17 +33,16 @@ pub fn valid_report_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REPORT_ID && id.chars().all(|c| c.is_ascii_graphic())
 }
 
-/// Hashes reported content: every digest, PDQ with its eight rotations and mirror images, and
-/// keypoints, whatever the lists hold, because the verdict memory compares reports with each
-/// other by them; within the matcher's decoding limits. Blocking.
-pub fn report_signals(matcher: &Matcher, content: &[u8]) -> Signals {
-    let options = SignalOptions {
+/// What reported content is hashed for: every digest, PDQ with its eight rotations and mirror
+/// images, and keypoints, whatever the lists hold, because the verdict memory compares
+/// reports with each other by them; within the matcher's decoding limits.
+pub fn report_options(matcher: &Matcher) -> SignalOptions {
+    SignalOptions {
         digests: DigestSet::ALL,
         pdq: PdqMode::Dihedral,
         keypoints: true,
         ..matcher.signal_options()
-    };
-    Signals::from_bytes(content, &options)
+    }
 }
 
 /// The verdict memory and what goes with it.

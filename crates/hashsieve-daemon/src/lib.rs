@@ -3,12 +3,19 @@
 //! queues and platforms that do not link the library.
 //!
 //! All hashing and matching is `hashsieve-core`'s; this crate holds the sockets and what
-//! belongs to them: [`config`] (TOML), [`auth`] (bearer tokens with roles), [`http`] (routes,
-//! handlers, problem details, limits), [`clamd`] (clamd's protocol on a Unix socket or TCP,
-//! for antivirus plumbing), [`icap`] (ICAP, for web proxies checking content in line),
-//! [`ingest`] (hotline reports from Redis Streams), [`hotline`] and [`review`] (a hotline's
-//! verdict memory and its analysts' API), [`server`] (bounded connections, header deadlines,
-//! graceful shutdown) and [`reload`] (following the index as other processes change it).
+//! belongs to them. The protocols stand side by side over shared foundations and never import
+//! each other:
+//!
+//! - the foundations: [`config`] (TOML), [`state`] (what every protocol shares), [`slots`]
+//!   (how much content is hashed at once, and when a slot is taken), [`listener`] (the
+//!   connection discipline: the connection bound, write deadlines, graceful drain), [`auth`]
+//!   (bearer tokens with roles), [`verdict`] (what every protocol says about a verdict, and
+//!   the audit trail), [`metrics`], [`reload`] (following the index as other processes
+//!   change it) and [`hotline`] (a hotline's verdict memory);
+//! - the protocols: [`http`] (routes, handlers, problem details; the hotline's review API),
+//!   [`clamd`] (clamd's protocol on a Unix socket or TCP, for antivirus plumbing), [`icap`]
+//!   (ICAP, for web proxies checking content in line) and [`ingest`] (hotline reports from
+//!   Redis Streams).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -19,7 +26,7 @@
 //! let (state, listeners) = hashsieve_daemon::start(&config).await?;
 //! let metrics = Arc::clone(&state.metrics);
 //! let router = hashsieve_daemon::http::router(state);
-//! hashsieve_daemon::server::serve(listeners.http, router, listeners.tls, &config.limits, metrics, async {
+//! hashsieve_daemon::http::serve(listeners.http, router, listeners.tls, &config.limits, metrics, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
 //! .await;
@@ -34,11 +41,13 @@ pub mod hotline;
 pub mod http;
 pub mod icap;
 pub mod ingest;
+pub mod listener;
 pub mod metrics;
 pub mod reload;
-pub mod review;
-pub mod server;
+pub mod slots;
+pub mod state;
 pub mod tls;
+pub mod verdict;
 
 use std::sync::Arc;
 
@@ -48,8 +57,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clamd::Clamd;
 use crate::config::Config;
-use crate::http::AppState;
 use crate::icap::Icap;
+use crate::state::AppState;
 
 /// The sockets the daemon serves, bound before anything is served so that a mistake in the
 /// configuration shows at once.
@@ -128,7 +137,7 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
         let ingest = ingest::serve(Arc::clone(&state), config, stopping.clone()).await?;
         let metrics = Arc::clone(&state.metrics);
         let router = http::router(state);
-        server::serve(listeners.http, router, listeners.tls, &config.limits, metrics, stopping.cancelled())
+        http::serve(listeners.http, router, listeners.tls, &config.limits, metrics, stopping.cancelled())
             .await;
         for task in [clamd_tcp, clamd_unix, icap].into_iter().flatten().chain(ingest) {
             let _ = task.await;

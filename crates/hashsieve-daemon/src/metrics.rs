@@ -4,13 +4,17 @@
 //! changes, reloads) with the process's resident memory, read when scraped.
 //!
 //! Labels take a bounded set of values: endpoints are route templates (unknown paths are
-//! `other`), clamd commands come from a fixed list, lists are the index's own.
+//! `other`), clamd commands come from a fixed list, lists are the index's own. A list's name
+//! is the one label value that comes from outside (an admin, a list file), so it is escaped
+//! as the text format asks (`\\`, `\"`, `\n`), and any other control character — which the
+//! API refuses in new names, but an old index may hold — is replaced: a name can never end a
+//! line or forge a sample.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use hashsieve_core::matcher::{Matcher, Verdict};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,8 +37,28 @@ struct EndpointLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MatchLabels {
     protocol: &'static str,
-    list: String,
+    list: Escaped,
     suppressed: bool,
+}
+
+/// A label value from outside, escaped when it is written.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct Escaped(String);
+
+impl EncodeLabelValue for Escaped {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c if c.is_control() => encoder.write_char(char::REPLACEMENT_CHARACTER)?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -177,8 +201,11 @@ impl Metrics {
         };
         self.verdicts.get_or_create(&OutcomeLabels { protocol, outcome }).inc();
         for m in &verdict.matches {
-            let labels =
-                MatchLabels { protocol, list: m.list.clone(), suppressed: m.suppressed_by.is_some() };
+            let labels = MatchLabels {
+                protocol,
+                list: Escaped(m.list.clone()),
+                suppressed: m.suppressed_by.is_some(),
+            };
             self.matches.get_or_create(&labels).inc();
         }
     }
@@ -236,5 +263,47 @@ pub struct ConnectionGuard(Gauge);
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hashsieve_core::hashes::HashKind;
+    use hashsieve_core::index::IndexBuilder;
+    use hashsieve_core::matcher::{Match, Outcome};
+
+    use super::*;
+
+    /// A list name from an index made before names were checked can hold anything.
+    #[test]
+    fn a_list_name_cannot_end_a_line_or_a_label() {
+        let metrics = Metrics::new();
+        let name = "x\"} 1\nhashsieve_forged 1\r\0\\";
+        let matched = Match {
+            list: name.into(),
+            entry_id: None,
+            category: None,
+            source: None,
+            kind: HashKind::Md5,
+            value: "00".repeat(16),
+            distance: 0,
+            variant: None,
+            suppressed_by: None,
+        };
+        let verdict = Verdict {
+            outcome: Outcome::Known,
+            matches: vec![matched],
+            pdq_quality: None,
+            weak_pdq: false,
+            errors: Vec::new(),
+        };
+        metrics.matched("http", &verdict);
+        let text = metrics.encode(&Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap());
+        let line = text.lines().find(|line| line.starts_with("hashsieve_matches_total{")).unwrap();
+        assert_eq!(
+            line,
+            "hashsieve_matches_total{protocol=\"http\",list=\"x\\\"} 1\\nhashsieve_forged 1\u{fffd}\u{fffd}\\\\\",suppressed=\"false\"} 1"
+        );
+        assert!(!text.contains("\nhashsieve_forged"));
     }
 }

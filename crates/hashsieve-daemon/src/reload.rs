@@ -14,7 +14,7 @@ use hashsieve_core::matcher::Matcher;
 use hashsieve_core::store::DirOptions;
 
 use crate::config::Config;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Opens the index as `config` says, with its decoding limits.
 pub fn open_matcher(config: &Config) -> anyhow::Result<Matcher> {

@@ -101,8 +101,6 @@ pub struct Triage {
     reframed: ReframedTable<Filed, Standing>,
     /// Which list entries and contents have a listed copy.
     listed: ListedCopies,
-    /// Within [`Triage::submit_all`]: commits are held in memory until its one fsync.
-    deferred: bool,
 }
 
 impl Triage {
@@ -118,7 +116,6 @@ impl Triage {
             near: NearTable::new(),
             reframed: ReframedTable::default(),
             listed: ListedCopies::default(),
-            deferred: false,
         };
         let found = triage.write("open", |tables| {
             let found = tables.meta.get(store::FORMAT_KEY)?.map(|guard| guard.value());
@@ -205,6 +202,18 @@ impl Triage {
         signals: &Signals,
         lists: &Matcher,
     ) -> Result<Outcome, TriageError> {
+        self.submit_with(report, signals, lists, Durability::Immediate)
+    }
+
+    /// [`Triage::submit`], committed with `durability`: passed down rather than kept in a
+    /// field, so that a panic mid-batch cannot leave every later commit undurable.
+    fn submit_with(
+        &mut self,
+        report: &Report,
+        signals: &Signals,
+        lists: &Matcher,
+        durability: Durability,
+    ) -> Result<Outcome, TriageError> {
         if report.id.is_empty() {
             return Err(TriageError::EmptyReportId);
         }
@@ -234,7 +243,7 @@ impl Triage {
         let (classification, hints) = decided.expect("classified when not recorded");
         let copy = self.listed_copy_to_keep(signals, &classification);
         let now = now_ms();
-        let (outcome, new_item, kept) = self.write("submit", |tables| {
+        let (outcome, new_item, kept) = self.write_with("submit", durability, |tables| {
             let kept = match copy {
                 Some((matches, keypoints)) => {
                     let copy = ListedCopy {
@@ -281,10 +290,11 @@ impl Triage {
         reports: &[(Report, Signals)],
         lists: &Matcher,
     ) -> Result<Vec<Result<Outcome, TriageError>>, TriageError> {
-        self.deferred = true;
-        let outcomes = reports.iter().map(|(report, signals)| self.submit(report, signals, lists)).collect();
-        self.deferred = false;
-        // An immediate commit makes every deferred one before it durable.
+        let outcomes = reports
+            .iter()
+            .map(|(report, signals)| self.submit_with(report, signals, lists, Durability::None))
+            .collect();
+        // An immediate commit makes every undurable one before it durable.
         self.write("sync", |_| Ok(()))?;
         Ok(outcomes)
     }
@@ -730,17 +740,28 @@ impl Triage {
         run().map_err(|failure| failure.during(during))
     }
 
-    /// Runs `body` in a write transaction and commits it with fsync before returning (or, within
-    /// [`Triage::submit_all`], without: redb keeps it visible in this process and makes it
-    /// durable with the next immediate commit); if `body` fails, nothing is written.
+    /// Runs `body` in a write transaction and commits it with fsync before returning; if `body`
+    /// fails, nothing is written.
     pub(crate) fn write<T>(
         &self,
         during: &'static str,
         body: impl FnOnce(&mut Tables<'_>) -> Result<T, Failure>,
     ) -> Result<T, TriageError> {
+        self.write_with(during, Durability::Immediate, body)
+    }
+
+    /// [`Triage::write`] committed with `durability`: `Durability::None` (within
+    /// [`Triage::submit_all`]) keeps the commit visible in this process, and the next
+    /// immediate commit makes it durable.
+    fn write_with<T>(
+        &self,
+        during: &'static str,
+        durability: Durability,
+        body: impl FnOnce(&mut Tables<'_>) -> Result<T, Failure>,
+    ) -> Result<T, TriageError> {
         let run = || {
             let mut txn = self.db.begin_write()?;
-            txn.set_durability(if self.deferred { Durability::None } else { Durability::Immediate })?;
+            txn.set_durability(durability)?;
             let out = {
                 let mut tables = Tables::open(&txn)?;
                 body(&mut tables)?

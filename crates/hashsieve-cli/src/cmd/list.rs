@@ -27,10 +27,17 @@ pub enum ListCommand {
     Remove(RemoveArgs),
     Allow(AllowArgs),
     Refresh(RefreshArgs),
+    /// Fold the delta log into a new index file and swap it in (readers keep the old one until
+    /// they reopen); the log starts empty.
     Compact(DirArg),
     Log(LogArgs),
     Apply(ApplyArgs),
+    /// Print every entry the directory serves now — the index file with its live changes — as
+    /// JSON Lines: list, role, kind, value, and id, category and source where set.
     Dump(DirArg),
+    /// Cut a damaged delta log at its first bad record, so that the directory opens again; says
+    /// what was cut and whether valid changes after it were lost (restore from a backup
+    /// instead if they matter).
     Repair(DirArg),
 }
 
@@ -115,9 +122,10 @@ pub struct AllowArgs {
     /// The allow-list (created if missing).
     #[arg(long, value_name = "NAME", default_value = hashsieve_core::matcher::DEFAULT_ALLOW_LIST)]
     list: String,
-    /// Why the entry is allowed: shown as the category of the suppressing entry.
+    /// The entry's category, as the HTTP API's `category`: what kind of false positive it is
+    /// (e.g. `vendor-logo`), shown on the suppressing entry of every match it suppresses.
     #[arg(long, value_name = "TEXT")]
-    note: Option<String>,
+    category: Option<String>,
     /// The entry's id (e.g. a ticket).
     #[arg(long, value_name = "ID")]
     id: Option<String>,
@@ -308,7 +316,7 @@ fn remove(args: RemoveArgs) -> anyhow::Result<Outcome> {
 }
 
 fn allow(args: AllowArgs) -> anyhow::Result<Outcome> {
-    let new = entries(&args.hashes, args.kind, &args.id, &args.note, &None)?;
+    let new = entries(&args.hashes, args.kind, &args.id, &args.category, &None)?;
     let matcher = open_writable(&args.dir)?;
     let receipt = matcher.allow(Some(&args.list), new, args.actor.actor.as_deref())?;
     acknowledged(&receipt, &format!("allow-list {}", args.list));

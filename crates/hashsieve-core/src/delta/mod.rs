@@ -96,6 +96,11 @@ pub fn check_change(change: &Change) -> Result<(), ChangeError> {
     let check_str = |what: &str, text: Option<&str>| match text {
         Some(text) if text.len() > log::MAX_STRING => invalid(format!("{what} longer than 64 KiB")),
         Some("") if what == "list name" => invalid("a list name cannot be empty".into()),
+        // Names go into metrics labels, logs, signatures and block pages: no line breaks, no
+        // NULs, nothing a terminal interprets.
+        Some(text) if what == "list name" && text.chars().any(char::is_control) => {
+            invalid(format!("the list name {text:?} holds control characters"))
+        }
         _ => Ok(()),
     };
     let check_hash = |kind: HashKind, value: &[u8]| {

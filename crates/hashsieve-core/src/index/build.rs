@@ -73,6 +73,12 @@ impl IndexBuilder {
                 options.name
             )));
         }
+        if options.name.is_empty() || options.name.chars().any(char::is_control) {
+            return Err(IndexError::Invalid(format!(
+                "the list name {:?} is empty or holds control characters",
+                options.name
+            )));
+        }
         let id = ListId(self.lists.len() as u32);
         self.lists.push(ListInfo::empty(options));
         Ok(id)

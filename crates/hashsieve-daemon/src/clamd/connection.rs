@@ -81,6 +81,17 @@ impl Transport for UnixStream {
     }
 }
 
+/// Any transport with the connection discipline's write deadline.
+impl<T: Transport + tokio::io::AsyncRead> Transport for crate::listener::WriteDeadline<T> {
+    async fn receive(&mut self, buffer: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        self.get_mut().receive(buffer, fds).await
+    }
+
+    fn is_local(&self) -> bool {
+        self.get_ref().is_local()
+    }
+}
+
 /// An in-memory pipe, for tests and fuzzing: a remote peer, so no descriptors and no path
 /// scans.
 impl Transport for tokio::io::DuplexStream {

@@ -6,19 +6,18 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hashsieve_core::matcher::{Match, Matcher, Outcome, Verdict};
-use hashsieve_core::signals::Signals;
-use rayon::prelude::*;
-use tokio::sync::{Semaphore, SemaphorePermit, watch};
+use hashsieve_core::matcher::Verdict;
+use hashsieve_core::signals::{SignalOptions, Signals};
+use tokio::sync::{Semaphore, watch};
 
 use super::command::{Command, NAMES, PathScan};
 use super::connection::{CommandError, Connection, StreamError, Transport};
 use super::frame::Delimiter;
-use crate::http::AppState;
-use crate::metrics::Metrics;
+use crate::listener::Discipline;
+use crate::state::AppState;
+use crate::verdict::{Asker, audit, counting_match, signature};
 
 /// What every clamd connection shares.
 #[derive(Debug)]
@@ -35,10 +34,8 @@ pub struct Clamd {
     pub request_timeout: Duration,
     /// Whether the Unix socket's clients may ask for path scans.
     pub path_scans: bool,
-    /// Connections served at once, per listener.
-    pub max_connections: usize,
-    /// Scans waiting for a hashing permit: `STATS`' queue.
-    pub waiting: AtomicUsize,
+    /// Connections served at once, per listener, and the write deadline.
+    pub discipline: Discipline,
 }
 
 /// Why a connection ends after a reply.
@@ -190,43 +187,83 @@ fn version(clamd: &Clamd) -> String {
 
 /// clamd's `STATS` layout, which clamdtop reads: the "threads" are hashing slots.
 fn stats(clamd: &Clamd, connections: &Semaphore) -> String {
-    let limits = &clamd.state.limits;
-    let hashing = limits.max_in_flight - clamd.state.hashing.available_permits();
-    let open = clamd.max_connections - connections.available_permits();
+    let slots = &clamd.state.slots;
+    let hashing = slots.busy();
+    let max_connections = clamd.discipline.max_connections;
+    let open = max_connections - connections.available_permits();
     let resident_mb = crate::metrics::resident_bytes() as f64 / (1 << 20) as f64;
     format!(
         "POOLS: 1\n\nSTATE: VALID PRIMARY\nTHREADS: live {hashing}  idle {idle} max {max} idle-timeout {timeout}\n\
          QUEUE: {queued} items\nCONNECTIONS: {open} max {max_connections}\n\n\
          MEMSTATS: heap N/A mmap N/A used N/A free N/A releasable N/A pools 1 pools_used {resident_mb:.3}M \
          pools_total {resident_mb:.3}M\nEND",
-        idle = limits.max_in_flight - hashing,
-        max = limits.max_in_flight,
+        idle = slots.max() - hashing,
+        max = slots.max(),
         timeout = clamd.idle_timeout.as_secs(),
-        queued = clamd.waiting.load(Ordering::Relaxed),
-        max_connections = clamd.max_connections,
+        queued = slots.waiting(),
     )
 }
 
-/// Waits for a hashing slot until `deadline`; clamd's clients do not retry, so the scan queues
-/// rather than being refused at once as an HTTP request is.
-async fn hashing_permit(clamd: &Clamd, deadline: Instant) -> Option<SemaphorePermit<'_>> {
-    clamd.waiting.fetch_add(1, Ordering::Relaxed);
-    let permit = tokio::time::timeout_at(deadline.into(), clamd.state.hashing.acquire())
-        .await
-        .ok()
-        .and_then(Result::ok);
-    clamd.waiting.fetch_sub(1, Ordering::Relaxed);
-    permit
+/// Why content that arrived got no verdict, as clamd's error text.
+const BUSY: &str = "Busy: too much content is being hashed.";
+const LATE: &str = "Time limit reached.";
+const INTERNAL: &str = "Internal error.";
+
+/// Hashes and matches content that has arrived, within a hashing slot waited for until
+/// `deadline` (clamd's clients do not retry: the scan queues rather than being refused at once
+/// as an HTTP request is).
+async fn check_content(
+    clamd: &Clamd,
+    content: Vec<u8>,
+    options: SignalOptions,
+    deadline: Instant,
+) -> Result<(Verdict, Signals), &'static str> {
+    let slots = &clamd.state.slots;
+    let slot =
+        slots.take_before(Signals::decode_memory(&content, &options), deadline).await.map_err(|_| BUSY)?;
+    let matcher = clamd.state.matcher.load_full();
+    slot.run(Some(deadline), move || {
+        let signals = Signals::from_bytes(&content, &options);
+        (matcher.check_signals(&signals), signals)
+    })
+    .await
+    .map_err(|err| match err {
+        crate::slots::HashingError::Late => LATE,
+        crate::slots::HashingError::Failed => INTERNAL,
+    })
+}
+
+/// Counts and audits a decision, and gives its reply.
+fn decided(
+    clamd: &Clamd,
+    client: &str,
+    command: &str,
+    name: &str,
+    checked: Result<(Verdict, Signals), &str>,
+) -> String {
+    match checked {
+        Ok((verdict, signals)) => {
+            clamd.state.metrics.matched("clamd", &verdict);
+            audit(
+                Asker { protocol: "clamd", client, token: None, action: command },
+                &verdict,
+                &signals,
+                None,
+            );
+            found_or_ok(name, &verdict)
+        }
+        Err(reason) => {
+            clamd.state.metrics.rejected("clamd", if reason == BUSY { "busy" } else { "timeout" });
+            format!("{name}: {reason} ERROR")
+        }
+    }
 }
 
 async fn instream<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, reply: Reply<'_>) -> Next {
     let Reply { id, delimiter, client } = reply;
     let deadline = Instant::now() + clamd.request_timeout;
-    let Some(permit) = hashing_permit(clamd, deadline).await else {
-        let _ =
-            connection.reply(id, "stream: Busy: too much content is being hashed. ERROR", delimiter).await;
-        return Next::Close;
-    };
+    // The stream is read first: a client that announces one and sends nothing holds its
+    // connection, never a hashing slot.
     let read = tokio::time::timeout_at(deadline.into(), connection.read_stream(clamd.max_stream_bytes)).await;
     let content = match read {
         Ok(Ok(content)) => content,
@@ -245,24 +282,13 @@ async fn instream<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, r
             return Next::Close;
         }
     };
-    let matcher = clamd.state.matcher.load_full();
-    let checked = tokio::task::spawn_blocking(move || {
-        let signals = Signals::from_bytes(&content, &matcher.signal_options());
-        (matcher.check_signals(&signals), signals)
-    })
-    .await;
-    drop(permit);
-    let text = match checked {
-        Ok((verdict, signals)) => {
-            clamd.state.metrics.matched("clamd", &verdict);
-            audit(client, "INSTREAM", &verdict, &signals);
-            found_or_ok("stream", &verdict)
-        }
-        Err(_) => "stream: Internal error. ERROR".to_string(),
-    };
+    let options = clamd.state.matcher.load().signal_options();
+    let checked = check_content(clamd, content, options, deadline).await;
+    let busy = checked.is_err();
+    let text = decided(clamd, client, "INSTREAM", "stream", checked);
     match connection.reply(id, &text, delimiter).await {
-        Ok(()) => Next::Continue,
-        Err(_) => Next::Close,
+        Ok(()) if !busy => Next::Continue,
+        _ => Next::Close,
     }
 }
 
@@ -275,24 +301,16 @@ async fn fildes<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, rep
     };
     let name = format!("fd[{}]", fd.as_raw_fd());
     let deadline = Instant::now() + clamd.request_timeout;
-    let Some(permit) = hashing_permit(clamd, deadline).await else {
-        clamd.state.metrics.rejected("clamd", "busy");
-        let text = format!("{name}: Busy: too much content is being hashed. ERROR");
-        let _ = connection.reply(id, &text, delimiter).await;
-        return Next::Close;
-    };
-    let matcher = clamd.state.matcher.load_full();
     let limit = clamd.max_stream_bytes;
-    let checked = tokio::task::spawn_blocking(move || check_file(fd, limit, &matcher)).await;
-    drop(permit);
-    let text = match checked {
-        Ok(Ok((verdict, signals))) => {
-            clamd.state.metrics.matched("clamd", &verdict);
-            audit(client, "FILDES", &verdict, &signals);
-            found_or_ok(&name, &verdict)
+    let read = tokio::task::spawn_blocking(move || read_file(fd, limit)).await;
+    let text = match read {
+        Ok(Ok(content)) => {
+            let options = clamd.state.matcher.load().signal_options();
+            let checked = check_content(clamd, content, options, deadline).await;
+            decided(clamd, client, "FILDES", &name, checked)
         }
         Ok(Err(reason)) => format!("{name}: {reason} ERROR"),
-        Err(_) => format!("{name}: Internal error. ERROR"),
+        Err(_) => format!("{name}: {INTERNAL} ERROR"),
     };
     match connection.reply(id, &text, delimiter).await {
         Ok(()) => Next::Continue,
@@ -300,9 +318,9 @@ async fn fildes<T: Transport>(clamd: &Clamd, connection: &mut Connection<T>, rep
     }
 }
 
-/// Hashes a passed file: a regular file within the size limit (a pipe or a device could be
+/// Reads a passed file: a regular file within the size limit (a pipe or a device could be
 /// endless).
-fn check_file(fd: OwnedFd, limit: u64, matcher: &Matcher) -> Result<(Verdict, Signals), String> {
+fn read_file(fd: OwnedFd, limit: u64) -> Result<Vec<u8>, String> {
     let file = File::from(fd);
     let meta = file.metadata().map_err(|err| format!("{err}."))?;
     if !meta.is_file() {
@@ -312,9 +330,9 @@ fn check_file(fd: OwnedFd, limit: u64, matcher: &Matcher) -> Result<(Verdict, Si
         return Err("Size limit exceeded.".into());
     }
     // The file may grow while it is read: read no more than the limit allows.
-    let signals =
-        Signals::from_reader(file.take(limit), &matcher.signal_options()).map_err(|err| format!("{err}."))?;
-    Ok((matcher.check_signals(&signals), signals))
+    let mut content = Vec::with_capacity(meta.len() as usize);
+    file.take(limit).read_to_end(&mut content).map_err(|err| format!("{err}."))?;
+    Ok(content)
 }
 
 async fn path_scan<T: Transport>(
@@ -329,19 +347,7 @@ async fn path_scan<T: Transport>(
         let _ = connection.reply(id, "COMMAND UNAVAILABLE", delimiter).await;
         return Next::Close;
     }
-    let Some(permit) = hashing_permit(clamd, Instant::now() + clamd.request_timeout).await else {
-        clamd.state.metrics.rejected("clamd", "busy");
-        let text = format!("{}: Busy: too much content is being hashed. ERROR", root.display());
-        let _ = connection.reply(id, &text, delimiter).await;
-        return Next::Close;
-    };
-    let matcher = clamd.state.matcher.load_full();
-    let client = client.to_string();
-    let metrics = Arc::clone(&clamd.state.metrics);
-    let lines =
-        tokio::task::spawn_blocking(move || scan_tree(&root, mode, &matcher, &metrics, &client)).await;
-    drop(permit);
-    let lines = lines.unwrap_or_else(|_| vec!["Internal error. ERROR".to_string()]);
+    let lines = scan_tree(clamd, root, mode, client).await;
     for line in lines {
         if connection.reply(id, &line, delimiter).await.is_err() {
             return Next::Close;
@@ -350,14 +356,10 @@ async fn path_scan<T: Transport>(
     Next::Continue
 }
 
-/// clamd's replies to a path scan: a line per match or error, then `PATH: OK` when nothing
-/// matched and not everything failed.
-fn scan_tree(root: &Path, mode: PathScan, matcher: &Matcher, metrics: &Metrics, client: &str) -> Vec<String> {
-    if !root.is_absolute() {
-        return vec![format!("{}: Not an absolute path. ERROR", root.display())];
-    }
-    let mut lines = Vec::new();
-    let mut files = Vec::new();
+/// Lists the regular files under `root` (not following links), and a reply line per entry
+/// that could not be read.
+fn walk(root: &Path) -> (Vec<PathBuf>, Vec<String>) {
+    let (mut files, mut lines) = (Vec::new(), Vec::new());
     for entry in walkdir::WalkDir::new(root).follow_links(false) {
         match entry {
             Ok(entry) if entry.file_type().is_file() => files.push(entry.into_path()),
@@ -371,23 +373,79 @@ fn scan_tree(root: &Path, mode: PathScan, matcher: &Matcher, metrics: &Metrics, 
             }
         }
     }
+    (files, lines)
+}
+
+/// Reads one file of a path scan, then hashes and matches it within a hashing slot of its
+/// own (waited for as long as it takes: the scan is the local administrator's). A file too
+/// large to decode is digested as it is read, needing no decoding memory.
+async fn scan_file(
+    state: Arc<AppState>,
+    path: PathBuf,
+    options: SignalOptions,
+) -> Result<(Verdict, Signals), String> {
+    let matcher = state.matcher.load_full();
+    let read = {
+        let path = path.clone();
+        let limit = options.max_image_bytes;
+        tokio::task::spawn_blocking(move || {
+            let size = std::fs::metadata(&path)?.len();
+            if size > limit { Ok(None) } else { std::fs::read(&path).map(Some) }
+        })
+        .await
+        .map_err(|_| INTERNAL.to_string())?
+        .map_err(|err| format!("{err}."))?
+    };
+    let memory = read.as_deref().map_or(0, |content| Signals::decode_memory(content, &options));
+    let slot = state.slots.take(memory).await;
+    let checked = slot
+        .run(None, move || {
+            let signals = match read {
+                Some(content) => Signals::from_bytes(&content, &options),
+                None => Signals::from_path(&path, &options).map_err(|err| format!("{}.", err.source))?,
+            };
+            Ok((matcher.check_signals(&signals), signals))
+        })
+        .await;
+    checked.map_err(|_| INTERNAL.to_string())?
+}
+
+/// clamd's replies to a path scan: a line per match or error, then `PATH: OK` when nothing
+/// matched and not everything failed. Files are hashed a few at once, as many as there are
+/// processors (`MULTISCAN`'s parallelism, for every scan), each in a slot of its own.
+async fn scan_tree(clamd: &Clamd, root: PathBuf, mode: PathScan, client: &str) -> Vec<String> {
+    if !root.is_absolute() {
+        return vec![format!("{}: Not an absolute path. ERROR", root.display())];
+    }
+    let walked = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || walk(&root)).await
+    };
+    let Ok((files, mut lines)) = walked else { return vec![format!("{INTERNAL} ERROR")] };
     let walk_errors = lines.len();
-    let options = matcher.signal_options();
-    let signals: Vec<_> = files.par_iter().map(|path| Signals::from_path(path, &options)).collect();
+    let options = clamd.state.matcher.load().signal_options();
+    let at_once = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut pending = files.iter();
     let (mut found, mut errors) = (0, walk_errors);
-    for (path, signals) in files.iter().zip(signals) {
-        let signals = match signals {
-            Ok(signals) => signals,
-            Err(err) => {
+    loop {
+        while in_flight.len() < at_once {
+            let Some(path) = pending.next() else { break };
+            let task = tokio::spawn(scan_file(Arc::clone(&clamd.state), path.clone(), options.clone()));
+            in_flight.push_back((path, task));
+        }
+        let Some((path, task)) = in_flight.pop_front() else { break };
+        let (verdict, signals) = match task.await.unwrap_or_else(|_| Err(INTERNAL.to_string())) {
+            Ok(checked) => checked,
+            Err(reason) => {
                 errors += 1;
-                lines.push(format!("{}: {}. ERROR", path.display(), err.source));
+                lines.push(format!("{}: {reason} ERROR", path.display()));
                 continue;
             }
         };
-        let verdict = matcher.check_signals(&signals);
-        metrics.matched("clamd", &verdict);
-        audit(client, "SCAN", &verdict, &signals);
-        if verdict.outcome == Outcome::Unknown {
+        clamd.state.metrics.matched("clamd", &verdict);
+        audit(Asker { protocol: "clamd", client, token: None, action: "SCAN" }, &verdict, &signals, None);
+        if counting_match(&verdict).is_none() {
             continue;
         }
         found += 1;
@@ -410,38 +468,10 @@ fn scan_tree(root: &Path, mode: PathScan, matcher: &Matcher, metrics: &Metrics, 
 
 /// `NAME: OK` or `NAME: SIGNATURE FOUND`, from the first match that counts.
 fn found_or_ok(name: &str, verdict: &Verdict) -> String {
-    match verdict.matches.iter().find(|m| m.suppressed_by.is_none()) {
-        Some(m) if verdict.outcome != Outcome::Unknown => format!("{name}: {} FOUND", signature(m)),
+    match counting_match(verdict) {
+        Some(m) => format!("{name}: {} FOUND", signature(m)),
         _ => format!("{name}: OK"),
     }
-}
-
-/// A match as a clamd signature name: `HashSieve.LIST.KIND.ENTRY`, one token of letters,
-/// digits, `.`, `-` and `_` (clients split replies at the last colon and at spaces).
-pub fn signature(m: &Match) -> String {
-    let entry = m.entry_id.as_deref().unwrap_or(&m.value);
-    let name = format!("HashSieve.{}.{}.{}", m.list, m.kind.name(), entry);
-    name.chars()
-        .take(200)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .collect()
-}
-
-/// The audit line of a clamd decision: who asked, the content's hashes, the verdict and the
-/// entries matched. Never content, and never a path (a path can say what a file is).
-fn audit(client: &str, command: &str, verdict: &Verdict, signals: &Signals) {
-    let matched = crate::http::audited_matches(verdict);
-    tracing::info!(
-        target: "audit",
-        protocol = "clamd",
-        client,
-        command,
-        outcome = ?verdict.outcome,
-        matches = ?matched,
-        md5 = signals.digests.md5.map(hex::encode).as_deref().unwrap_or("-"),
-        pdq = signals.pdq.map(|p| hex::encode(p.hash.0)).as_deref().unwrap_or("-"),
-        "decision"
-    );
 }
 
 #[cfg(test)]
@@ -449,6 +479,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use hashsieve_core::index::IndexBuilder;
+    use hashsieve_core::matcher::Matcher;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Sends `input` on a fresh in-memory connection and returns the replies.
@@ -480,7 +511,7 @@ mod tests {
         let stream = b"zINSTREAM\0\0\0\0\x03abc\0\0\0\0";
         assert_eq!(converse(Arc::clone(&clamd), stream).await, "stream: OK\0");
         // Every slot is taken, for longer than the deadline.
-        let held = clamd.state.hashing.acquire().await.unwrap();
+        let held = clamd.state.slots.take(0).await;
         let started = Instant::now();
         let refused = converse(Arc::clone(&clamd), stream).await;
         assert_eq!(refused, "stream: Busy: too much content is being hashed. ERROR\0");

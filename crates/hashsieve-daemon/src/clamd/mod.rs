@@ -24,7 +24,7 @@
 //!
 //! The parts follow mini-redis: [`frame`] (bytes to commands, no I/O), [`command`],
 //! [`connection`] (buffered reads, descriptors, replies) and [`handler`] (what each command
-//! does, sessions); the listeners share [`crate::server::accept_loop`].
+//! does, sessions); the listeners keep the connection discipline of [`crate::listener`].
 
 pub mod command;
 pub mod connection;
@@ -33,15 +33,14 @@ pub mod handler;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::UnixListener;
 
 use crate::config::Config;
-use crate::http::AppState;
-use crate::server::{Listener, accept_loop};
+use crate::listener::{Discipline, Listener, WriteDeadline, accept_loop};
+use crate::state::AppState;
 pub use handler::Clamd;
 
 impl Clamd {
@@ -54,8 +53,7 @@ impl Clamd {
             command_timeout: Duration::from_secs(limits.header_timeout_secs),
             request_timeout: Duration::from_secs(limits.request_timeout_secs),
             path_scans: config.clamd.path_scans,
-            max_connections: limits.max_connections,
-            waiting: AtomicUsize::new(0),
+            discipline: Discipline::of(limits),
             state,
         }
     }
@@ -65,10 +63,11 @@ impl Clamd {
 /// finish.
 pub async fn serve<L>(listener: L, clamd: Arc<Clamd>, shutdown: impl Future<Output = ()>)
 where
-    L: Listener<Stream: connection::Transport>,
+    L: Listener,
+    WriteDeadline<L::Stream>: connection::Transport,
 {
-    let max_connections = clamd.max_connections;
-    accept_loop(listener, max_connections, shutdown, move |stream, client, connections, stopped| {
+    let discipline = clamd.discipline;
+    accept_loop(listener, discipline, shutdown, move |stream, client, connections, stopped| {
         let clamd = Arc::clone(&clamd);
         let client = client.to_string();
         let open = clamd.state.metrics.connection("clamd");

@@ -12,15 +12,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hashsieve_core::decode::{SNIFF_BYTES, sniff_format};
-use hashsieve_core::matcher::{Match, Outcome, Verdict};
+use hashsieve_core::matcher::Verdict;
 use hashsieve_core::signals::{SignalStream, Signals};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{SemaphorePermit, watch};
+use tokio::sync::watch;
 
 use super::connection::{Connection, Piece, ReadError};
 use super::frame::{self, FrameError, HttpHead, Method, RequestHead};
 use super::response::{self, BlockPage};
-use crate::http::AppState;
+use crate::listener::Discipline;
+use crate::state::AppState;
+use crate::verdict::{Asker, audit, counting_match};
 
 /// The largest preview taken from a client, whatever it announces: previews are for deciding,
 /// the rest of a body streams.
@@ -53,8 +55,8 @@ pub struct Icap {
     pub block_page: BlockPage,
     /// The largest body held whole.
     pub max_held_bytes: u64,
-    /// Connections served at once (`Max-Connections`).
-    pub max_connections: usize,
+    /// Connections served at once (`Max-Connections`), and the write deadline.
+    pub discipline: Discipline,
 }
 
 /// Why a request ends without a normal response.
@@ -110,11 +112,15 @@ pub async fn serve_connection<T: AsyncRead + AsyncWrite + Unpin>(
     mut stop: watch::Receiver<bool>,
 ) {
     let metrics = &icap.state.metrics;
+    // A connection's first request must come within the header deadline, as HTTP's must: the
+    // idle timeout is for a client that has shown it is one, between its requests.
+    let mut wait = icap.header_timeout;
     loop {
         let waited = tokio::select! {
-            waited = tokio::time::timeout(icap.idle_timeout, connection.wait_for_request()) => waited,
+            waited = tokio::time::timeout(wait, connection.wait_for_request()) => waited,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
+        wait = icap.idle_timeout;
         if !matches!(waited, Ok(Ok(true))) {
             break;
         }
@@ -194,7 +200,7 @@ async fn handle<T: AsyncRead + AsyncWrite + Unpin>(
             method: service_method.name(),
             istag: &istag,
             preview: icap.preview_bytes,
-            max_connections: icap.max_connections,
+            max_connections: icap.discipline.max_connections,
             ttl_secs: icap.options_ttl_secs,
             transfer_ignore: &icap.transfer_ignore,
             transfer_complete: &icap.transfer_complete,
@@ -295,9 +301,6 @@ impl Exchange<'_> {
 
         let icap = self.icap;
         let deadline = Instant::now() + icap.request_timeout;
-        let Some(permit) = hashing_permit(&icap.state, deadline).await else {
-            return Err(Failure::Busy);
-        };
         let matcher = icap.state.matcher.load_full();
         let hold = matches!(check, Check::Multipart(_)) || !self.head.allow_204;
         let mut held = hold.then(Vec::new);
@@ -326,13 +329,18 @@ impl Exchange<'_> {
             }
         }
 
+        // The content has arrived: now it may take a hashing slot.
+        let slots = &icap.state.slots;
         let checked = match check {
             Check::Multipart(boundary) => {
                 // The held body is needed again only for an echo.
                 let body = if self.head.allow_204 { held.take() } else { held.clone() };
                 let parts = form_parts(body.unwrap_or_default(), boundary).await;
-                tokio::task::spawn_blocking(move || {
-                    let options = matcher.signal_options();
+                let options = matcher.signal_options();
+                let memory = parts.iter().map(|part| Signals::decode_memory(part, &options)).max();
+                let slot =
+                    slots.take_before(memory.unwrap_or(0), deadline).await.map_err(|_| Failure::Busy)?;
+                slot.run(Some(deadline), move || {
                     let check = |part: &Bytes| {
                         let signals = Signals::from_bytes(part, &options);
                         (matcher.check_signals(&signals), signals)
@@ -342,20 +350,22 @@ impl Exchange<'_> {
                 .await
             }
             _ => {
-                tokio::task::spawn_blocking(move || {
-                    let signals = stream.expect("a whole body is streamed").finish();
+                let stream = stream.expect("a whole body is streamed");
+                let slot =
+                    slots.take_before(stream.decode_memory(), deadline).await.map_err(|_| Failure::Busy)?;
+                slot.run(Some(deadline), move || {
+                    let signals = stream.finish();
                     vec![(matcher.check_signals(&signals), signals)]
                 })
                 .await
             }
         };
-        drop(permit);
         let checked = checked.map_err(|_| Failure::Internal)?;
         for (verdict, signals) in &checked {
             icap.state.metrics.matched("icap", verdict);
             self.audit(verdict, signals);
         }
-        if let Some(found) = checked.iter().find_map(|(verdict, _)| blocking_match(verdict)) {
+        if let Some(found) = checked.iter().find_map(|(verdict, _)| counting_match(verdict)) {
             return self.reply(connection, &response::blocked(self.istag, &icap.block_page, found)).await;
         }
         // 204 is always allowed in answer to a preview; after 100 Continue only with Allow: 204.
@@ -435,29 +445,11 @@ impl Exchange<'_> {
     /// the entries matched, and for a match the HTTP request's target (what a takedown needs).
     /// Never content.
     fn audit(&self, verdict: &Verdict, signals: &Signals) {
-        let matched = crate::http::audited_matches(verdict);
-        let target = if blocking_match(verdict).is_some() { self.target.as_deref() } else { None };
-        tracing::info!(
-            target: "audit",
-            protocol = "icap",
-            client = self.client,
-            method = self.head.method.name(),
-            outcome = ?verdict.outcome,
-            matches = ?matched,
-            url = target.unwrap_or("-"),
-            md5 = signals.digests.md5.map(hex::encode).as_deref().unwrap_or("-"),
-            pdq = signals.pdq.map(|p| hex::encode(p.hash.0)).as_deref().unwrap_or("-"),
-            "decision"
-        );
+        let target = if counting_match(verdict).is_some() { self.target.as_deref() } else { None };
+        let asker =
+            Asker { protocol: "icap", client: self.client, token: None, action: self.head.method.name() };
+        audit(asker, verdict, signals, target);
     }
-}
-
-/// The match a block is for: the first not suppressed by an allow-list.
-fn blocking_match(verdict: &Verdict) -> Option<&Match> {
-    if verdict.outcome == Outcome::Unknown {
-        return None;
-    }
-    verdict.matches.iter().find(|m| m.suppressed_by.is_none())
 }
 
 /// Whether `media_type` is one of `wanted`: `type/subtype`, or `type/` / `type/*` for all of a
@@ -481,10 +473,4 @@ async fn form_parts(body: Vec<u8>, boundary: String) -> Vec<Bytes> {
         }
     }
     parts
-}
-
-/// Waits for a hashing slot until `deadline` (proxies do not retry; waiting briefly beats
-/// failing at once).
-async fn hashing_permit(state: &AppState, deadline: Instant) -> Option<SemaphorePermit<'_>> {
-    tokio::time::timeout_at(deadline.into(), state.hashing.acquire()).await.ok().and_then(Result::ok)
 }

@@ -21,13 +21,15 @@
 //!   Anything else: `204`, or for a client that does not take `204` its message unchanged.
 //! - Connections are persistent; a bad request gets an ICAP error status and the connection
 //!   closes. Heads, header sections, chunk lines and trailers are bounded; timeouts are the
-//!   other protocols' (header, request) plus an idle timeout between requests.
+//!   other protocols' (the first request within the header deadline, a request within the
+//!   request deadline) plus an idle timeout between requests; every write has the shared write
+//!   deadline.
 //!
 //! ICAP has no authentication: listen on loopback or on the proxies' own network. The parts
 //! follow mini-redis: [`frame`] (bytes to requests and chunks, no I/O), [`connection`]
 //! (buffered reads in bounded pieces), [`response`] (what is sent back) and [`handler`] (what
-//! each request does, a connection's life); the listener shares
-//! [`crate::server::accept_loop`].
+//! each request does, a connection's life); the listener keeps the
+//! connection discipline of [`crate::listener`].
 
 pub mod connection;
 pub mod frame;
@@ -41,8 +43,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::http::AppState;
-use crate::server::accept_loop;
+use crate::listener::accept_loop;
+use crate::state::AppState;
 pub use handler::Icap;
 use response::BlockPage;
 
@@ -54,7 +56,7 @@ impl Icap {
         let template = match &icap.block_page {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the ICAP block page {}", path.display()))?,
-            None => response::DEFAULT_BLOCK_PAGE.to_string(),
+            None => crate::config::DEFAULT_BLOCK_PAGE.to_string(),
         };
         Ok(Icap {
             preview_bytes: icap.preview_bytes,
@@ -68,7 +70,7 @@ impl Icap {
             transfer_complete: icap.transfer_complete.clone(),
             block_page: BlockPage { status: icap.block_status, template, reason: icap.block_reason.clone() },
             max_held_bytes: icap.max_body_bytes.unwrap_or(limits.max_body_bytes),
-            max_connections: limits.max_connections,
+            discipline: crate::listener::Discipline::of(limits),
             state,
         })
     }
@@ -76,8 +78,8 @@ impl Icap {
 
 /// Serves ICAP on `listener` until `shutdown`, then lets requests in progress finish.
 pub async fn serve(listener: TcpListener, icap: Arc<Icap>, shutdown: impl Future<Output = ()>) {
-    let max_connections = icap.max_connections;
-    accept_loop(listener, max_connections, shutdown, move |stream, client, _connections, stopped| {
+    let discipline = icap.discipline;
+    accept_loop(listener, discipline, shutdown, move |stream, client, _connections, stopped| {
         let icap = Arc::clone(&icap);
         let open = icap.state.metrics.connection("icap");
         async move {

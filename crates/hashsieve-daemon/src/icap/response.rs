@@ -3,22 +3,7 @@
 
 use hashsieve_core::matcher::Match;
 
-use crate::clamd::handler::signature;
-
-/// The page served instead of blocked content, unless the configuration names another:
-/// `{reason}`, `{list}`, `{kind}`, `{category}` and `{reference}` are replaced (HTML-escaped).
-pub const DEFAULT_BLOCK_PAGE: &str = "<!doctype html>
-<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Blocked</title></head>
-<body>
-<h1>This content has been blocked</h1>
-<p>{reason}</p>
-<p>It matches an entry of the list <strong>{list}</strong> ({kind}{category}).</p>
-<p>Reference: <code>{reference}</code></p>
-</body></html>
-";
-
-/// The default `{reason}`.
-pub const DEFAULT_BLOCK_REASON: &str = "It is known child sexual abuse material.";
+use crate::verdict::signature;
 
 /// What a block response says, and the page it carries.
 #[derive(Debug, Clone)]
@@ -186,6 +171,7 @@ pub fn error(status: &str, istag: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{DEFAULT_BLOCK_PAGE, DEFAULT_BLOCK_REASON};
     use hashsieve_core::hashes::HashKind;
 
     fn found(list: &str) -> Match {

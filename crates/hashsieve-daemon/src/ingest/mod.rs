@@ -28,7 +28,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Runs the stages `config` asks of this daemon until `shutdown`: hashing reports (if
 /// `ingest.workers` > 0) and deciding them (if it holds the hotline's verdict memory, a

@@ -25,8 +25,8 @@ use hashsieve_core::signals::Signals;
 use hashsieve_fetch::Fetcher;
 
 use super::stream::{Message, Outcome, Work};
-use crate::hotline::{report_signals, valid_report_id};
-use crate::http::AppState;
+use crate::hotline::{report_options, valid_report_id};
+use crate::state::AppState;
 
 /// Hashes reports: the [`Work`] of the first stage.
 pub struct ReportHashing {
@@ -70,21 +70,22 @@ impl Work for ReportHashing {
 
 impl ReportHashing {
     /// Hashes `content` on the blocking pool, within the shared hashing slots; `None` (retry
-    /// later) if the daemon is shutting down.
+    /// later) if hashing failed.
     async fn hash(
         &self,
         report_id: String,
         fields: &BTreeMap<String, Vec<u8>>,
         content: Vec<u8>,
     ) -> Option<Outcome> {
-        let permit = self.state.hashing.acquire().await.ok()?;
         let matcher = self.state.matcher.load_full();
-        let checked = tokio::task::spawn_blocking(move || {
-            let signals = report_signals(&matcher, &content);
-            (matcher.check_signals(&signals), signals)
-        })
-        .await;
-        drop(permit);
+        let options = report_options(&matcher);
+        let slot = self.state.slots.take(Signals::decode_memory(&content, &options)).await;
+        let checked = slot
+            .run(None, move || {
+                let signals = Signals::from_bytes(&content, &options);
+                (matcher.check_signals(&signals), signals)
+            })
+            .await;
         let (verdict, signals) = checked.ok()?;
         self.state.metrics.matched("ingest", &verdict);
         Some(hashed(report_id, fields, &verdict, &signals))

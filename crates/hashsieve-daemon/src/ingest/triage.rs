@@ -25,7 +25,7 @@ use hashsieve_triage::model::{Outcome as Decision, Report};
 
 use super::stream::{Message, Outcome, Work};
 use crate::hotline::Hotline;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Records hashed reports in the verdict memory: the [`Work`] of the second stage.
 pub struct ReportTriage {

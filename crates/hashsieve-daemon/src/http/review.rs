@@ -28,10 +28,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
+use hashsieve_core::signals::Signals;
 use hashsieve_fetch::FetchError;
 use hashsieve_triage::export::ExportedItem;
 use hashsieve_triage::model::{
@@ -40,12 +41,12 @@ use hashsieve_triage::model::{
 use hashsieve_triage::{Triage, TriageError};
 use serde::{Deserialize, Serialize};
 
+use super::extract::{Deadline, actor, authorize, blocking, json, parse_json, read_body, read_content};
+use super::problem::Problem;
 use crate::config::Role;
-use crate::hotline::{Exported, Hotline, report_signals, valid_report_id};
-use crate::http::{
-    AppState, Problem, QueryHashes, actor, authorize, blocking, json, parse_json, query_hashes, read_body,
-    read_content,
-};
+use crate::hotline::{Exported, Hotline, report_options, valid_report_id};
+use crate::state::AppState;
+use crate::verdict::QueryHashes;
 
 /// The routes of this API, as metrics name them.
 pub(crate) const ROUTES: &[&str] = &[
@@ -60,17 +61,23 @@ pub(crate) const ROUTES: &[&str] = &[
     "/v1/items/{item}/verdict",
 ];
 
-/// The hotline's routes.
-pub(crate) fn routes() -> Router<Arc<AppState>> {
+/// The hotline's routes that only read.
+pub(super) fn reads() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1/reports", post(submit_url))
-        .route("/v1/reports/content", post(submit_content))
         .route("/v1/reports/{id}", get(report))
         .route("/v1/review/groups", get(pending_groups))
         .route("/v1/review/groups/{group}", get(group))
+        .route("/v1/items/{item}", get(item))
+}
+
+/// The hotline's routes that write: reports, verdicts and splits, carried through once their
+/// body has arrived.
+pub(super) fn writes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/reports", post(submit_url))
+        .route("/v1/reports/content", post(submit_content))
         .route("/v1/review/groups/{group}/verdict", post(assess_group))
         .route("/v1/review/groups/{group}/split", post(split_group))
-        .route("/v1/items/{item}", get(item))
         .route("/v1/items/{item}/verdict", post(assess_item))
 }
 
@@ -111,10 +118,7 @@ impl From<TriageError> for Problem {
             TriageError::EmptyReportId | TriageError::NoDigest { .. } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-report", detail)
             }
-            other => {
-                tracing::error!(error = %other, "triage store failed");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "triage-error", detail)
-            }
+            other => Problem::internal("the triage store", &other),
         }
     }
 }
@@ -199,12 +203,13 @@ fn fetch_problem(err: FetchError) -> Problem {
 async fn submit_url(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let token = authorize(&state, &headers, Role::Report)?;
     let hotline = hotline(&state)?;
-    let posted: UrlReport = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let posted: UrlReport = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     // The URL is where an analyst will look: it is the report's source.
     let report = checked_report(posted.id, posted.url.clone(), posted.reported_ms)?;
     let fetched = hotline.fetcher().fetch(&posted.url).await.map_err(|err| {
@@ -221,6 +226,7 @@ async fn submit_url(
 async fn submit_content(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
     query: Result<Query<ContentReport>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
@@ -230,7 +236,7 @@ async fn submit_content(
     let Query(query) =
         query.map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text()))?;
     let report = checked_report(query.id, query.source.unwrap_or_default(), query.reported_ms)?;
-    let content = read_content(&headers, body, state.limits.max_body_bytes).await?;
+    let content = read_content(&headers, body, state.limits.max_body_bytes, deadline).await?;
     let answer = decide(&state, hotline, report, content.to_vec(), None).await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
         outcome = outcome_name(&answer.outcome), "report");
@@ -245,7 +251,8 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-/// Hashes reported content within the shared hashing slots and records the report.
+/// Hashes reported content within the shared hashing slots and records the report (a write:
+/// carried through once begun).
 async fn decide(
     state: &AppState,
     hotline: Arc<Hotline>,
@@ -253,21 +260,25 @@ async fn decide(
     content: Vec<u8>,
     final_url: Option<String>,
 ) -> Result<SubmitAnswer, Problem> {
-    let permit =
-        state.hashing.try_acquire().map_err(|_| Problem::busy("too much content is being hashed"))?;
     let matcher = state.matcher.load_full();
+    let options = report_options(&matcher);
+    let slot = state
+        .slots
+        .try_take(Signals::decode_memory(&content, &options))
+        .map_err(|busy| Problem::busy(&busy.to_string()))?;
     let report_id = report.id.clone();
-    let (outcome, signals) = blocking(move || {
-        let signals = report_signals(&matcher, &content);
-        (hotline.submit(&matcher, &report, &signals), signals)
-    })
-    .await?;
-    drop(permit);
+    let (outcome, signals) = slot
+        .run(None, move || {
+            let signals = Signals::from_bytes(&content, &options);
+            (hotline.submit(&matcher, &report, &signals), signals)
+        })
+        .await
+        .map_err(super::matching::hashing_problem)?;
     Ok(SubmitAnswer {
         report_id,
         outcome: outcome?,
         size: signals.size,
-        hashes: query_hashes(&signals),
+        hashes: QueryHashes::of(&signals),
         final_url,
     })
 }
@@ -487,10 +498,11 @@ async fn judge(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
+    deadline: Deadline,
     target: Judged,
 ) -> Result<(Vec<ItemId>, ExportAnswer), Problem> {
     let token = authorize(state, headers, Role::Review)?;
-    let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     let (verdict, analyst, note) = request.checked(token)?;
     let matcher = state.matcher.load_full();
     let audited = (format!("{verdict:?}"), analyst.clone());
@@ -513,12 +525,13 @@ async fn judge(
 async fn assess_group(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
     id: Result<Path<u64>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let group = GroupId(number(id)?);
-    let (items, export) = judge(&state, peer, &headers, body, Judged::Group(group)).await?;
+    let (items, export) = judge(&state, peer, &headers, body, deadline, Judged::Group(group)).await?;
     Ok(json(&GroupVerdictAnswer { group, items, export }))
 }
 
@@ -537,13 +550,14 @@ struct SplitAnswer {
 async fn split_group(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
     id: Result<Path<u64>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let token = authorize(&state, &headers, Role::Review)?;
     let id = number(id)?;
-    let request: SplitRequest = parse_json(&read_body(body, state.limits.max_body_bytes).await?)?;
+    let request: SplitRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     let group = GroupId(id);
     let new_group =
         with_store(hotline(&state)?, move |store, _| store.split_group(group, &request.items)).await?;
@@ -588,11 +602,12 @@ struct ItemVerdictAnswer {
 async fn assess_item(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
     id: Result<Path<u64>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let item = ItemId(number(id)?);
-    let (_, export) = judge(&state, peer, &headers, body, Judged::Item(item)).await?;
+    let (_, export) = judge(&state, peer, &headers, body, deadline, Judged::Item(item)).await?;
     Ok(json(&ItemVerdictAnswer { item, export }))
 }

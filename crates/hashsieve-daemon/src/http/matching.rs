@@ -1,0 +1,151 @@
+//! `POST /v1/match/content` and `POST /v1/match/hashes`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use hashsieve_core::hashes::HashKind;
+use hashsieve_core::matcher::Verdict;
+use hashsieve_core::signals::Signals;
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Deadline, authorize, json, parse_json, read_body, read_content};
+use super::problem::Problem;
+use crate::config::Role;
+use crate::slots::HashingError;
+use crate::state::AppState;
+use crate::verdict::{Asker, QueryHashes, audit, audit_lookups};
+
+/// Why hashing gave no answer, as a problem.
+pub fn hashing_problem(err: HashingError) -> Problem {
+    match err {
+        HashingError::Late => Problem::timeout(),
+        HashingError::Failed => Problem::internal("hashing", &err),
+    }
+}
+
+#[derive(Serialize)]
+struct ContentAnswer {
+    #[serde(flatten)]
+    verdict: Verdict,
+    size: u64,
+    hashes: QueryHashes,
+}
+
+pub(super) async fn match_content(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Match)?;
+    let bytes = read_content(&headers, body, state.limits.max_body_bytes, deadline).await?;
+    let matcher = state.matcher.load_full();
+    let options = matcher.signal_options();
+    let slot = state
+        .slots
+        .try_take(Signals::decode_memory(&bytes, &options))
+        .map_err(|busy| Problem::busy(&busy.to_string()))?;
+    let (verdict, signals) = slot
+        .run(Some(deadline.0), move || {
+            let signals = Signals::from_bytes(&bytes, &options);
+            (matcher.check_signals(&signals), signals)
+        })
+        .await
+        .map_err(hashing_problem)?;
+    state.metrics.matched("http", &verdict);
+    let client = peer.to_string();
+    audit(Asker { protocol: "http", client: &client, token, action: "content" }, &verdict, &signals, None);
+    Ok(json(&ContentAnswer { verdict, size: signals.size, hashes: QueryHashes::of(&signals) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashQuery {
+    hashes: Vec<HashValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashValue {
+    kind: HashKind,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct HashResults {
+    results: Vec<HashAnswer>,
+}
+
+#[derive(Serialize)]
+struct HashAnswer {
+    kind: HashKind,
+    value: String,
+    #[serde(flatten)]
+    verdict: Verdict,
+}
+
+/// A hash value as sent: exactly its digits, nothing around them (whatever surrounds them
+/// would be echoed in the answer and the audit line).
+fn checked_value(kind: HashKind, value: &str) -> Result<Vec<u8>, String> {
+    if value.trim() != value {
+        return Err("whitespace around the value".into());
+    }
+    kind.parse_value(value).map_err(|err| err.to_string())
+}
+
+pub(super) async fn match_hashes(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Match)?;
+    let bytes = read_body(body, state.limits.max_body_bytes, deadline).await?;
+    let query: HashQuery = parse_json(&bytes)?;
+    if query.hashes.len() > state.limits.max_hashes {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-hashes",
+            format!("at most {} hashes per request", state.limits.max_hashes),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(query.hashes.len());
+    for (i, hash) in query.hashes.into_iter().enumerate() {
+        let value = checked_value(hash.kind, &hash.value).map_err(|err| {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-hash", format!("hashes[{i}]: {err}"))
+        })?;
+        parsed.push((hash.kind, value, hash.value));
+    }
+    // Thousands of near searches in a large index take a worker for hundreds of milliseconds:
+    // on the blocking pool, under a slot, never on the runtime's threads.
+    let slot = state.slots.try_take(0).map_err(|busy| Problem::busy(&busy.to_string()))?;
+    let matcher = state.matcher.load_full();
+    let results: Vec<HashAnswer> = slot
+        .run(Some(deadline.0), move || {
+            parsed
+                .into_iter()
+                .map(|(kind, value, text)| HashAnswer {
+                    kind,
+                    verdict: matcher.check_hash(kind, &value),
+                    value: text,
+                })
+                .collect()
+        })
+        .await
+        .map_err(hashing_problem)?;
+    for result in &results {
+        state.metrics.matched("http", &result.verdict);
+    }
+    let client = peer.to_string();
+    audit_lookups(
+        Asker { protocol: "http", client: &client, token, action: "hashes" },
+        results.iter().map(|result| (result.kind.name(), result.value.as_str(), &result.verdict)),
+    );
+    Ok(json(&HashResults { results }))
+}
