@@ -14,9 +14,11 @@
 #
 # The daemon is the release build with its default limits (max_in_flight 64, max_decode_bytes
 # 2 GiB, max_connections 1024 per listener, write_timeout_secs 10), on loopback. With
-# HASHSIEVED=path, that binary is measured instead (a before/after comparison: run twice).
+# HASHSIEVED=path, that binary is measured instead (a before/after comparison: run twice);
+# with MAX_DECODE_BYTES=N, that decode budget (512 MiB makes the three PNGs take turns).
 #
 #   bash benches/compare/hostile.sh
+#   MAX_DECODE_BYTES=536870912 bash benches/compare/hostile.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -31,7 +33,7 @@ md5sum "$wee" | cut -d' ' -f1 > "$work/hot.md5"
 # One PDQ entry, so that content is decoded and PDQ-hashed as it would be against real lists.
 printf 'hash\n%s\n' "$(printf '5a%.0s' {1..32})" > "$work/pictures.csv"
 "$root/target/release/hashsieve" index build --dir "$work/index" \
-    --list "hot=$work/hot.md5" --kind md5 --list "pictures=$work/pictures.csv" --kind pdq >/dev/null
+    --list "hot=$work/hot.md5" --kind md5 --list "pictures=$work/pictures.csv" --kind pdq >/dev/null 2>&1
 cat > "$work/hashsieved.toml" <<EOF
 index = "$work/index"
 [http]
@@ -41,6 +43,7 @@ tcp_listen = "127.0.0.1:0"
 [icap]
 listen = "127.0.0.1:0"
 EOF
+if [[ -n ${MAX_DECODE_BYTES:-} ]]; then printf '[limits]\nmax_decode_bytes = %s\n' "$MAX_DECODE_BYTES" >> "$work/hashsieved.toml"; fi
 "$daemon" --config "$work/hashsieved.toml" > "$work/out" 2>/dev/null &
 pid=$!
 for _ in $(seq 100); do [[ $(grep -c listening "$work/out" 2>/dev/null) == 3 ]] && break; sleep 0.1; done
@@ -49,7 +52,8 @@ python3 - "$pid" "$work/out" "$wee" "$(cat "$work/hot.md5")" <<'EOF'
 import json, resource, socket, statistics, struct, sys, threading, time, zlib
 
 pid, announced, wee_path, wee_md5 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 addresses = {}
 for line in open(announced):
     line = line.strip().removeprefix("listening on ")
