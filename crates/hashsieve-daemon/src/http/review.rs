@@ -611,3 +611,65 @@ async fn assess_item(
     let (_, export) = judge(&state, peer, &headers, body, deadline, Judged::Item(item)).await?;
     Ok(json(&ItemVerdictAnswer { item, export }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::Request;
+    use hashsieve_core::index::IndexBuilder;
+    use hashsieve_core::matcher::Matcher;
+    use sha2::{Digest, Sha256};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::{Config, TokenConfig};
+
+    /// A write whose body has arrived is carried through and answered, however long it waits:
+    /// a client told 408 would retry a write that then lands anyway.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verdict_whose_body_has_arrived_is_answered_not_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_index("unused".into());
+        config.limits.request_timeout_secs = 1;
+        config.triage.store = Some(dir.path().join("triage.redb"));
+        let token = hex::encode(Sha256::digest(b"analyst-token"));
+        config.tokens = vec![TokenConfig::new("analyst", &token, &[Role::Review])];
+        let matcher = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
+        let hotline = Hotline::open(&config, &matcher).unwrap().unwrap();
+        let report = Report { id: "r-1".into(), source: "test".into(), reported_ms: 1 };
+        let signals = Signals::from_bytes(b"reported bytes", &report_options(&matcher));
+        let Outcome::New { item, group, .. } = hotline.submit(&matcher, &report, &signals).unwrap() else {
+            panic!("a new report opens a review group")
+        };
+        let state = Arc::new(AppState::new(matcher, &config).with_hotline(Some(hotline)));
+        let router = super::super::router(Arc::clone(&state));
+
+        // The store is busy for twice the request deadline (another analyst's write, say).
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let hotline = state.hotline.clone().unwrap();
+        let busy = std::thread::spawn(move || {
+            let _store = hotline.store();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        is_locked.recv().unwrap();
+        let request = Request::post(format!("/v1/review/groups/{}/verdict", group.0))
+            .header("authorization", "Bearer analyst-token")
+            .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))))
+            .body(Body::from(r#"{"kind": "legal"}"#))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "answered once written, not 408");
+        assert!(started.elapsed() >= Duration::from_secs(2), "it waited for the store");
+        busy.join().unwrap();
+
+        // Written once: one verdict in the item's history.
+        let hotline = state.hotline.clone().unwrap();
+        let store = hotline.store();
+        let events = store.history(HistoryOf::Item(item)).unwrap();
+        let verdicts = events.iter().filter(|event| format!("{event:?}").contains("Legal")).count();
+        assert_eq!(verdicts, 1, "{events:?}");
+    }
+}
