@@ -54,12 +54,17 @@ impl Hashsieved {
     /// Starts it with the configuration file `config` and waits for its `sockets` lines
     /// `listening on …`.
     pub fn start(config: &Path, sockets: usize) -> Hashsieved {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hashsieved"))
-            .args(["--config", config.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        Hashsieved::start_with(
+            Command::new(env!("CARGO_BIN_EXE_hashsieved")).stderr(Stdio::null()),
+            config,
+            sockets,
+        )
+    }
+
+    /// The same, from `command` (its log, environment and so on already set).
+    pub fn start_with(command: &mut Command, config: &Path, sockets: usize) -> Hashsieved {
+        let mut child =
+            command.args(["--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let announced: Vec<String> = lines
             .take(sockets)
