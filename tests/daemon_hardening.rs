@@ -7,7 +7,6 @@
 //! Each probe holds what it holds against a daemon with a small bound, then checks that an
 //! ordinary client is still served promptly — the thing each finding broke.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -18,7 +17,9 @@ use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::store::IndexDir;
 
 mod daemon_support;
-use daemon_support::{Hashsieved, md5sum, pipe, request, request_with, sample, sha256_hex};
+use daemon_support::{
+    Hashsieved, md5sum, parse_openmetrics, pipe, request, request_with, sample, sha256_hex,
+};
 
 const ADMIN_TOKEN: &str = "admin-token-for-hardening";
 const MATCH_TOKEN: &str = "match-token-for-hardening";
@@ -310,27 +311,10 @@ fn f5_list_names_cannot_break_the_metrics() {
     let samples = parse_openmetrics(&String::from_utf8(scrape.body).unwrap());
     let lists: Vec<&str> = samples
         .iter()
-        .filter(|(name, _)| name == "hashsieve_matches_total")
-        .filter_map(|(_, labels)| labels.get("list").map(String::as_str))
+        .filter(|(name, _, _)| name == "hashsieve_matches_total")
+        .filter_map(|(_, labels, _)| labels.get("list").map(String::as_str))
         .collect();
     assert_eq!(lists, [quoted], "the name comes back exactly as it was given");
-}
-
-/// Metric samples' names and labels, by the reference parser of Prometheus's own Python
-/// client (PyPI `prometheus-client`), which refuses what is not valid OpenMetrics.
-fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>)> {
-    const SCRIPT: &str = "import json, sys\n\
-        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
-        families = text_string_to_metric_families(sys.stdin.read())\n\
-        print(json.dumps([[s.name, s.labels] for f in families for s in f.samples]))\n";
-    let output = pipe("python3", &["-c", SCRIPT], text.as_bytes());
-    let errors = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !errors.contains("ModuleNotFoundError"),
-        "needs PyPI prometheus-client (bash tests/run.sh installs it)"
-    );
-    assert!(output.status.success(), "not valid OpenMetrics: {errors}\n{text}");
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[test]

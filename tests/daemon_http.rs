@@ -16,7 +16,9 @@ use hashsieve_core::store::IndexDir;
 use serde_json::Value;
 
 mod daemon_support;
-use daemon_support::{Hashsieved, Response, md5sum, pipe, request, request_with, sample, sha256_hex};
+use daemon_support::{
+    Hashsieved, Response, md5sum, parse_openmetrics, pipe, request, request_with, sample, sha256_hex,
+};
 
 const MATCH_TOKEN: &str = "match-token-for-tests";
 const ADMIN_TOKEN: &str = "admin-token-for-tests";
@@ -339,23 +341,6 @@ fn forms_upload_content_and_tokens_are_rate_limited() {
     assert_eq!(other.status, 200);
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(ask().status, 200, "the bucket refills");
-}
-
-/// Samples of an OpenMetrics exposition, parsed by the reference parser of Prometheus's own
-/// Python client (PyPI `prometheus-client`), which refuses what is not valid OpenMetrics.
-fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    const SCRIPT: &str = "import json, sys\n\
-        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
-        families = text_string_to_metric_families(sys.stdin.read())\n\
-        print(json.dumps([[s.name, s.labels, s.value] for f in families for s in f.samples]))\n";
-    let output = pipe("python3", &["-c", SCRIPT], text.as_bytes());
-    let errors = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !errors.contains("ModuleNotFoundError"),
-        "the metrics test needs PyPI prometheus-client: pip install prometheus-client (bash tests/run.sh does)"
-    );
-    assert!(output.status.success(), "not valid OpenMetrics: {errors}\n{text}");
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[test]

@@ -4,6 +4,7 @@
 // Each test file uses its own part of this.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -220,4 +221,21 @@ pub fn sha256_hex(text: &str) -> String {
         .output()
         .expect("sha256sum runs");
     String::from_utf8_lossy(&output.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+/// Samples of an OpenMetrics exposition, parsed by the reference parser of Prometheus's own
+/// Python client (PyPI `prometheus-client`), which refuses what is not valid OpenMetrics.
+pub fn parse_openmetrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    const SCRIPT: &str = "import json, sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        families = text_string_to_metric_families(sys.stdin.read())\n\
+        print(json.dumps([[s.name, s.labels, s.value] for f in families for s in f.samples]))\n";
+    let output = pipe("python3", &["-c", SCRIPT], text.as_bytes());
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !errors.contains("ModuleNotFoundError"),
+        "the metrics test needs PyPI prometheus-client: pip install prometheus-client (bash tests/run.sh does)"
+    );
+    assert!(output.status.success(), "not valid OpenMetrics: {errors}\n{text}");
+    serde_json::from_slice(&output.stdout).unwrap()
 }
