@@ -253,7 +253,12 @@ fn decided(
             found_or_ok(name, &verdict)
         }
         Err(reason) => {
-            clamd.state.metrics.rejected("clamd", if reason == BUSY { "busy" } else { "timeout" });
+            let counted = match reason {
+                BUSY => "busy",
+                LATE => "timeout",
+                _ => "internal",
+            };
+            clamd.state.metrics.rejected("clamd", counted);
             format!("{name}: {reason} ERROR")
         }
     }

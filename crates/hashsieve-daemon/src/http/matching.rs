@@ -15,17 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::extract::{Deadline, authorize, json, parse_json, read_body, read_content};
 use super::problem::Problem;
 use crate::config::Role;
-use crate::slots::HashingError;
 use crate::state::AppState;
 use crate::verdict::{Asker, QueryHashes, audit, audit_lookups};
-
-/// Why hashing gave no answer, as a problem.
-pub fn hashing_problem(err: HashingError) -> Problem {
-    match err {
-        HashingError::Late => Problem::timeout(),
-        HashingError::Failed => Problem::internal("hashing", &err),
-    }
-}
 
 #[derive(Serialize)]
 struct ContentAnswer {
@@ -46,17 +37,13 @@ pub(super) async fn match_content(
     let bytes = read_content(&headers, body, state.limits.max_body_bytes, deadline).await?;
     let matcher = state.matcher.load_full();
     let options = matcher.signal_options();
-    let slot = state
-        .slots
-        .try_take(Signals::decode_memory(&bytes, &options))
-        .map_err(|busy| Problem::busy(&busy.to_string()))?;
+    let slot = state.slots.try_take(Signals::decode_memory(&bytes, &options))?;
     let (verdict, signals) = slot
         .run(Some(deadline.0), move || {
             let signals = Signals::from_bytes(&bytes, &options);
             (matcher.check_signals(&signals), signals)
         })
-        .await
-        .map_err(hashing_problem)?;
+        .await?;
     state.metrics.matched("http", &verdict);
     let client = peer.to_string();
     audit(Asker { protocol: "http", client: &client, token, action: "content" }, &verdict, &signals, None);
@@ -124,7 +111,7 @@ pub(super) async fn match_hashes(
     }
     // Thousands of near searches in a large index take a worker for hundreds of milliseconds:
     // on the blocking pool, under a slot, never on the runtime's threads.
-    let slot = state.slots.try_take(0).map_err(|busy| Problem::busy(&busy.to_string()))?;
+    let slot = state.slots.try_take(0)?;
     let matcher = state.matcher.load_full();
     let results: Vec<HashAnswer> = slot
         .run(Some(deadline.0), move || {
@@ -137,8 +124,7 @@ pub(super) async fn match_hashes(
                 })
                 .collect()
         })
-        .await
-        .map_err(hashing_problem)?;
+        .await?;
     for result in &results {
         state.metrics.matched("http", &result.verdict);
     }

@@ -105,7 +105,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The request head's size as sent: the request line and every field line with its CRLF.
 fn head_size(request: &Request) -> u64 {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + "  HTTP/1.1\r\n".len();
+    let target = request.uri().path_and_query().map_or(1, |target| target.as_str().len());
+    let line = request.method().as_str().len() + target + "  HTTP/1.1\r\n".len();
     let fields: usize =
         request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
     (line + fields + 2) as u64

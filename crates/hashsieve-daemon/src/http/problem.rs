@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use hashsieve_core::store::StoreError;
 use serde::Serialize;
 
+use crate::slots::{Busy, HashingError};
+
 /// An error answer.
 #[derive(Debug)]
 pub struct Problem {
@@ -79,6 +81,21 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl From<Busy> for Problem {
+    fn from(busy: Busy) -> Problem {
+        Problem::busy(&busy.to_string())
+    }
+}
+
+impl From<HashingError> for Problem {
+    fn from(err: HashingError) -> Problem {
+        match err {
+            HashingError::Late => Problem::timeout(),
+            HashingError::Failed => Problem::internal("hashing", &err),
+        }
     }
 }
 

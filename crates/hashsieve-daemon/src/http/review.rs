@@ -262,18 +262,14 @@ async fn decide(
 ) -> Result<SubmitAnswer, Problem> {
     let matcher = state.matcher.load_full();
     let options = report_options(&matcher);
-    let slot = state
-        .slots
-        .try_take(Signals::decode_memory(&content, &options))
-        .map_err(|busy| Problem::busy(&busy.to_string()))?;
+    let slot = state.slots.try_take(Signals::decode_memory(&content, &options))?;
     let report_id = report.id.clone();
     let (outcome, signals) = slot
         .run(None, move || {
             let signals = Signals::from_bytes(&content, &options);
             (hotline.submit(&matcher, &report, &signals), signals)
         })
-        .await
-        .map_err(super::matching::hashing_problem)?;
+        .await?;
     Ok(SubmitAnswer {
         report_id,
         outcome: outcome?,
