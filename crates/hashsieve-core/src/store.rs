@@ -3,6 +3,7 @@
 //! ```text
 //! DIR/
 //!   LOCK                               locked (flock) by the one process that writes
+//!   DURABLE                            how much of which log is durable (the durable mark)
 //!   base-00000000000000000007.hsi      index file holding every change logged before log 7
 //!   delta-00000000000000000007.log     changes since, replayed on open
 //!   delta-00000000000000000008.log     during a compaction: changes since it started
@@ -14,6 +15,15 @@
 //! queued record in one write, calls `fdatasync`, applies the batches to the in-memory delta
 //! in order, and wakes the others; so concurrent writers share fsyncs (group commit), and a
 //! change is acknowledged, and visible to queries, only once it is durable.
+//!
+//! **Following.** A process that opens the directory read-only (a follower: `hashsieve scan`,
+//! a read-only daemon) replays only what the writer has made durable. After each `fdatasync`
+//! the leader rewrites the durable mark — the active log's number and its durable length —
+//! before it acknowledges, so a follower reads the mark first and then replays the older logs
+//! whole and the marked log up to the mark: every change it serves was acknowledged, and none
+//! is one a power loss could still drop. A follower may lag the writer by a batch (it follows
+//! the mark, polled), never lead it. A directory without a mark (written by an older build)
+//! is replayed whole.
 //!
 //! **Opening** takes the highest base that exists, replays its logs in order and removes files
 //! a finished compaction left behind. The last log may end in a torn record — a crash during
@@ -30,6 +40,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
@@ -38,7 +49,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 use crate::delta::live::{Applied, Delta, View};
-use crate::delta::log::{self, LogDamage, LogError};
+use crate::delta::log::{self, DurableMark, LogDamage, LogError};
 use crate::delta::{Batch, Change, ChangeError, Removal, check_change};
 use crate::hashes::HashKind;
 use crate::import::ImportedEntry;
@@ -252,14 +263,63 @@ fn create_log(dir: &Path, number: u64) -> Result<(), StoreError> {
     write_atomically(&path, |file| file.write_all(&log::header(number))).map_err(io_error(&path))
 }
 
-/// Replays one log onto `delta`, returning the length of its valid part and its damage.
+/// The durable mark's file name.
+const MARK_NAME: &str = "DURABLE";
+
+/// Replaces the durable mark (temporary file, fsync, rename), creating it if need be.
+fn write_mark(dir: &Path, mark: DurableMark) -> Result<(), StoreError> {
+    let path = dir.join(MARK_NAME);
+    write_atomically(&path, |file| file.write_all(&mark.encode())).map_err(io_error(&path))
+}
+
+/// The durable mark, or `None` for a directory an older build wrote, which has none.
+fn read_mark(dir: &Path) -> Result<Option<DurableMark>, StoreError> {
+    let path = dir.join(MARK_NAME);
+    let mut reason = String::new();
+    // The writer rewrites the mark in place, so a read can meet half of a rewrite: read again.
+    for _ in 0..3 {
+        match fs::read(&path) {
+            Ok(bytes) => match DurableMark::decode(&bytes) {
+                Ok(mark) => return Ok(Some(mark)),
+                Err(why) => reason = why,
+            },
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io_error(&path)(err)),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(StoreError::Corrupt {
+        file: path,
+        offset: 0,
+        reason: format!("{reason}; opening the directory for writing rewrites it"),
+    })
+}
+
+/// How much of log `number` a follower may replay, given the mark it read before listing
+/// the logs: all of a log the writer has moved past, a marked log up to the mark, nothing of a
+/// log created after the mark was read. `None`: all of it.
+fn durable_len(mark: Option<DurableMark>, number: u64) -> Option<u64> {
+    let mark = mark?;
+    match number.cmp(&mark.number) {
+        std::cmp::Ordering::Less => None,
+        std::cmp::Ordering::Equal => Some(mark.len),
+        std::cmp::Ordering::Greater => Some(log::HEADER_LEN as u64),
+    }
+}
+
+/// Replays one log, or its first `limit` bytes, onto `delta`, returning the length of its
+/// valid part, its damage and the number of batches.
 fn replay(
     path: &Path,
     number: u64,
+    limit: Option<u64>,
     base: &Index<IndexBytes>,
     delta: &mut Delta,
 ) -> Result<(u64, Option<LogDamage>, u64), StoreError> {
-    let bytes = fs::read(path).map_err(io_error(path))?;
+    let mut bytes = fs::read(path).map_err(io_error(path))?;
+    if let Some(limit) = limit {
+        bytes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
     let contents = log::read_log(&bytes).map_err(|LogError::Header(reason)| StoreError::Corrupt {
         file: path.to_path_buf(),
         offset: 0,
@@ -287,6 +347,42 @@ fn replay(
     Ok((contents.valid_len, contents.damage, batches))
 }
 
+/// What a follower compares to know that an index has changed: for a directory, the names,
+/// sizes, modification times and inodes of its bases and logs and the bytes of its durable
+/// mark (rewritten in place, so only its bytes change); for an index file, its own (replacing
+/// it by rename changes the inode). Unreadable parts count as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    files: Vec<(String, u64, Option<SystemTime>, u64)>,
+    mark: Option<Vec<u8>>,
+}
+
+impl Fingerprint {
+    /// Takes the fingerprint of an index file or directory.
+    pub fn of(path: &Path) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt;
+        let describe =
+            |name: String, meta: fs::Metadata| (name, meta.len(), meta.modified().ok(), meta.ino());
+        let Ok(meta) = fs::metadata(path) else { return Fingerprint::default() };
+        if !meta.is_dir() {
+            return Fingerprint { files: vec![describe(String::new(), meta)], mark: None };
+        }
+        let mut files: Vec<_> = fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let relevant = parse_number(&name, "base-", ".hsi").is_some()
+                    || parse_number(&name, "delta-", ".log").is_some();
+                relevant.then(|| entry.metadata().ok().map(|meta| describe(name, meta))).flatten()
+            })
+            .collect();
+        files.sort();
+        Fingerprint { files, mark: fs::read(path.join(MARK_NAME)).ok() }
+    }
+}
+
 /// The logs of an index directory's current base, read without replaying them: for
 /// `hashsieve list log`. Reading does not change anything.
 pub fn read_logs(dir: &Path) -> Result<Vec<(PathBuf, log::LogContents)>, StoreError> {
@@ -306,11 +402,23 @@ pub fn read_logs(dir: &Path) -> Result<Vec<(PathBuf, log::LogContents)>, StoreEr
     Ok(logs)
 }
 
-/// The log being appended to.
+/// The log being appended to, and the durable mark that says how much of it is durable.
 #[derive(Debug)]
 struct ActiveLog {
     file: File,
     number: u64,
+    /// Its length, all of it durable.
+    len: u64,
+    mark: File,
+}
+
+impl ActiveLog {
+    /// Tells followers that the log is durable up to its length. In place and without an
+    /// fsync of its own: after a power loss the mark may be older than the log, so followers
+    /// lag until the writer reopens the directory and rewrites it — they are never ahead.
+    fn publish(&self) -> io::Result<()> {
+        self.mark.write_all_at(&DurableMark { number: self.number, len: self.len }.encode(), 0)
+    }
 }
 
 #[derive(Debug)]
@@ -371,6 +479,7 @@ impl IndexDir {
         }
         // The log first: a directory with a base always has its log.
         create_log(path, 1)?;
+        write_mark(path, DurableMark { number: 1, len: log::HEADER_LEN as u64 })?;
         let base_path = path.join(base_name(1));
         base.write_to_path(&base_path).map_err(|source| StoreError::Index { path: base_path, source })
     }
@@ -430,6 +539,12 @@ impl IndexDir {
                 let log_path = path.join(log_name(last_log));
                 let file = OpenOptions::new().append(true).open(&log_path).map_err(io_error(&log_path))?;
                 debug_assert_eq!(file.metadata().map(|m| m.len()).ok(), Some(last_len));
+                // What was replayed may be a crashed writer's records that never reached their
+                // fsync: make them durable before anyone is told of them.
+                file.sync_data().map_err(io_error(&log_path))?;
+                write_mark(path, DurableMark { number: last_log, len: last_len })?;
+                let mark_path = path.join(MARK_NAME);
+                let mark = OpenOptions::new().write(true).open(&mark_path).map_err(io_error(&mark_path))?;
                 let (next_seq, lists) = live.view(|view| {
                     let lists = view.delta.lists().iter().map(|l| (l.name.clone(), l.options())).collect();
                     (view.delta.last_seq() + 1, lists)
@@ -446,7 +561,7 @@ impl IndexDir {
                         failed: None,
                     }),
                     turn: Condvar::new(),
-                    log: Mutex::new(ActiveLog { file, number: last_log }),
+                    log: Mutex::new(ActiveLog { file, number: last_log, len: last_len, mark }),
                     compaction: Mutex::new(()),
                     compacting: AtomicBool::new(false),
                 })
@@ -464,6 +579,8 @@ impl IndexDir {
     /// Reads the newest base and replays its logs; when writable, also cuts torn tails and
     /// removes leftovers. Returns the state, the report, the last log's number and length.
     fn load(path: &Path, options: &DirOptions) -> Result<(Live, OpenReport, u64, u64), StoreError> {
+        // A follower reads the mark before it lists the logs: see `durable_len`.
+        let mark = if options.writable { None } else { read_mark(path)? };
         let listing = list_dir(path)?;
         let Some(&generation) = listing.bases.last() else {
             return Err(StoreError::NotAnIndexDir(format!(
@@ -504,7 +621,8 @@ impl IndexDir {
                 // A read-only view of a directory whose first log was never created.
                 continue;
             }
-            let (valid_len, damage, batches) = replay(&log_path, number, &base, &mut delta)?;
+            let limit = durable_len(mark, number);
+            let (valid_len, damage, batches) = replay(&log_path, number, limit, &base, &mut delta)?;
             report.batches += batches;
             last_len = valid_len;
             let Some(damage) = damage else { continue };
@@ -622,6 +740,8 @@ impl IndexDir {
             let bytes: Vec<u8> = queue.iter().flat_map(|q| q.record.iter().copied()).collect();
             log.file.write_all(&bytes)?;
             log.file.sync_data()?;
+            log.len += bytes.len() as u64;
+            log.publish()?;
         }
         let live = self.current.load();
         let mut delta = live.delta.write().unwrap_or_else(PoisonError::into_inner);
@@ -745,6 +865,8 @@ impl IndexDir {
             log.file = OpenOptions::new().append(true).open(&log_path).map_err(io_error(&log_path))?;
             let folded_up_to = log.number;
             log.number = next;
+            log.len = log::HEADER_LEN as u64;
+            log.publish().map_err(io_error(&path.join(MARK_NAME)))?;
             (self.live().generation, folded_up_to, next)
         };
 
@@ -753,7 +875,7 @@ impl IndexDir {
         let mut delta = Delta::new(&base);
         for number in generation..=folded_up_to {
             let log_path = path.join(log_name(number));
-            let (_, damage, _) = replay(&log_path, number, &base, &mut delta)?;
+            let (_, damage, _) = replay(&log_path, number, None, &base, &mut delta)?;
             if let Some(damage) = damage {
                 return Err(StoreError::Corrupt {
                     file: log_path,
@@ -778,7 +900,7 @@ impl IndexDir {
             let _turn = self.take_turn()?;
             let mut delta = Delta::new(&new_base);
             let log_path = path.join(log_name(next));
-            let (_, damage, _) = replay(&log_path, next, &new_base, &mut delta)?;
+            let (_, damage, _) = replay(&log_path, next, None, &new_base, &mut delta)?;
             if let Some(damage) = damage {
                 return Err(StoreError::Corrupt {
                     file: log_path,

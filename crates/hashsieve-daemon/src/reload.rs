@@ -2,16 +2,17 @@
 //! change or compaction in the index directory, or an index file replaced by rename — and
 //! swaps the reopened index in while requests go on; each request keeps the index it started
 //! with. SIGHUP or clamd's `RELOAD` forces a reload. A reload that fails leaves the old index serving.
+//! A directory is followed up to its writer's durable mark (see `hashsieve_core::store`), so
+//! a follower serves only acknowledged changes.
 //!
 //! A writable daemon makes the changes itself and sees them at once; it has nothing to reload.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hashsieve_core::decode::DecodeLimits;
 use hashsieve_core::matcher::Matcher;
-use hashsieve_core::store::DirOptions;
+use hashsieve_core::store::{DirOptions, Fingerprint};
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -30,31 +31,6 @@ pub fn open_matcher(config: &Config) -> anyhow::Result<Matcher> {
     Ok(matcher)
 }
 
-/// What changes when the index changes: names, sizes and modification times of the files
-/// (a directory's bases and logs; a file's own, with its inode, which a rename changes).
-fn fingerprint(path: &Path) -> Vec<(String, u64, Option<SystemTime>, u64)> {
-    let describe = |name: String, meta: std::fs::Metadata| {
-        use std::os::unix::fs::MetadataExt;
-        (name, meta.len(), meta.modified().ok(), meta.ino())
-    };
-    let Ok(meta) = std::fs::metadata(path) else { return Vec::new() };
-    if !meta.is_dir() {
-        return vec![describe(String::new(), meta)];
-    }
-    let mut files: Vec<_> = std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let relevant = name.starts_with("base-") || name.starts_with("delta-");
-            relevant.then(|| entry.metadata().ok().map(|meta| describe(name, meta))).flatten()
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// Reopens the index when it changes or on SIGHUP, until the runtime stops.
 pub async fn watch(state: Arc<AppState>, config: Config) {
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -68,7 +44,7 @@ pub async fn watch(state: Arc<AppState>, config: Config) {
     let path = config.index.clone();
     let mut last = tokio::task::spawn_blocking({
         let path = path.clone();
-        move || fingerprint(&path)
+        move || Fingerprint::of(&path)
     })
     .await
     .unwrap_or_default();
@@ -87,7 +63,7 @@ pub async fn watch(state: Arc<AppState>, config: Config) {
         }
         let now = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || fingerprint(&path)
+            move || Fingerprint::of(&path)
         })
         .await
         .unwrap_or_default();

@@ -20,6 +20,12 @@
 //!        (255 none), opt-string id, opt-string category, opt-string source
 //!   u8 3 remove: opt-string list, u8 0 or 1 then hash kind code and value, opt-string id
 //! string: u32 length (at most MAX_STRING) and UTF-8; opt-string: u8 0, or u8 1 and a string
+//!
+//! durable mark (the index directory's file DURABLE, 32 bytes, rewritten in place)
+//!   0  magic "HSDURAB\0"
+//!   8  u64 log number
+//!  16  u64 length: that log's bytes up to here are durable
+//!  24  u64 checksum of bytes 0..24
 //! ```
 //!
 //! All integers are little-endian; checksums are the first 8 bytes of BLAKE3. A batch is one
@@ -27,6 +33,10 @@
 //! written after the last fsync, which no one was told about; reading stops at the first record
 //! that does not check out, and [`LogDamage::later_records`] says whether anything valid
 //! follows it, which a crash cannot produce and which is therefore reported as corruption.
+//!
+//! The writer rewrites the durable mark after every `fdatasync`, so a process that only reads
+//! the directory (a follower) can tell the records it may serve — those the writer has made
+//! durable — from records written but not yet synced, which a power loss could still drop.
 
 use super::{Batch, Change, Removal};
 use crate::hashes::HashKind;
@@ -96,6 +106,49 @@ pub fn header(number: u64) -> [u8; HEADER_LEN] {
     let sum = checksum(&[&out[..24]]);
     out[24..].copy_from_slice(&sum.to_le_bytes());
     out
+}
+
+/// The durable mark's first bytes.
+pub const MARK_MAGIC: &[u8; 8] = b"HSDURAB\0";
+/// The durable mark's size.
+pub const MARK_LEN: usize = 32;
+
+/// How much of which log the writer has made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableMark {
+    /// The log's number.
+    pub number: u64,
+    /// Bytes of it, from its start, that are durable.
+    pub len: u64,
+}
+
+impl DurableMark {
+    /// The mark's bytes.
+    pub fn encode(&self) -> [u8; MARK_LEN] {
+        let mut out = [0u8; MARK_LEN];
+        out[..8].copy_from_slice(MARK_MAGIC);
+        out[8..16].copy_from_slice(&self.number.to_le_bytes());
+        out[16..24].copy_from_slice(&self.len.to_le_bytes());
+        let sum = checksum(&[&out[..24]]);
+        out[24..].copy_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Reads a mark, or says why the bytes are not one.
+    pub fn decode(bytes: &[u8]) -> Result<DurableMark, String> {
+        let bytes: &[u8; MARK_LEN] =
+            bytes.try_into().map_err(|_| format!("{} bytes, not {MARK_LEN}", bytes.len()))?;
+        if &bytes[..8] != MARK_MAGIC {
+            return Err("not a durable mark (bad magic)".into());
+        }
+        if u64::from_le_bytes(bytes[24..].try_into().expect("8 bytes")) != checksum(&[&bytes[..24]]) {
+            return Err("checksum mismatch".into());
+        }
+        Ok(DurableMark {
+            number: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
+            len: u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")),
+        })
+    }
 }
 
 /// Reads a whole log: every batch up to the first damage.
@@ -385,6 +438,19 @@ pub fn decode_batch(payload: &[u8]) -> Result<Batch, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_durable_mark_round_trips_and_any_changed_byte_is_refused() {
+        let mark = DurableMark { number: 7, len: 1 << 40 };
+        let bytes = mark.encode();
+        assert_eq!(DurableMark::decode(&bytes), Ok(mark));
+        for at in 0..MARK_LEN {
+            let mut changed = bytes;
+            changed[at] ^= 0x10;
+            assert!(DurableMark::decode(&changed).is_err(), "byte {at} changed");
+        }
+        assert!(DurableMark::decode(&bytes[..31]).is_err());
+    }
 
     fn sample_batches() -> Vec<Batch> {
         let md5 = ImportedEntry::new(HashKind::Md5, vec![7; 16]).with_id("a-1").with_category("A1");
