@@ -1,13 +1,14 @@
 //! The daemon's invariants, end to end: every decision on every protocol writes exactly one
 //! audit line, with who asked and what was decided, bounded in size; and no content — not a
 //! window of any picture sent — is in any file the daemon wrote or touched: its log, its index
-//! directory, its triage store, and the temporary directory it was given.
+//! directory, its triage store, the temporary directory it was given, and the append-only file
+//! of the Redis its queue ingest uses (reports there are URLs, which the daemon fetches).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
@@ -16,7 +17,7 @@ use hashsieve_core::store::IndexDir;
 use serde_json::Value;
 
 mod daemon_support;
-use daemon_support::{Hashsieved, SAMPLE_IMAGES, md5sum, request, sample, sha256_hex};
+use daemon_support::{Hashsieved, RedisServer, SAMPLE_IMAGES, md5sum, origin, request, sample, sha256_hex};
 
 const MATCH_TOKEN: &str = "match-token-for-invariants";
 const REPORT_TOKEN: &str = "report-token-for-invariants";
@@ -83,6 +84,9 @@ fn every_decision_is_audited_once_and_no_content_reaches_a_file() {
     IndexDir::create(&index, &builder).unwrap();
     let scratch = temp.path().join("tmp");
     std::fs::create_dir(&scratch).unwrap();
+    let redis_dir = temp.path().join("redis");
+    std::fs::create_dir(&redis_dir).unwrap();
+    let redis_server = RedisServer::start_persistent(&redis_dir);
     let config = temp.path().join("hashsieved.toml");
     std::fs::write(
         &config,
@@ -90,9 +94,12 @@ fn every_decision_is_audited_once_and_no_content_reaches_a_file() {
             "index = {index:?}\nwritable = true\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [clamd]\ntcp_listen = \"127.0.0.1:0\"\n[icap]\nlisten = \"127.0.0.1:0\"\n\
              [triage]\nstore = {:?}\nexport_list = \"hotline\"\n[logging]\njson = true\n\
+             [ingest]\nredis_url = \"{}\"\nconsumer = \"invariants\"\nblock_ms = 100\n\
+             [fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n\
              [[tokens]]\nid = \"proxy\"\nsha256 = \"{}\"\nroles = [\"match\"]\n\
              [[tokens]]\nid = \"form\"\nsha256 = \"{}\"\nroles = [\"report\"]\n",
             temp.path().join("triage.redb"),
+            redis_server.url,
             sha256_hex(MATCH_TOKEN),
             sha256_hex(REPORT_TOKEN),
         ),
@@ -116,19 +123,46 @@ fn every_decision_is_audited_once_and_no_content_reaches_a_file() {
         let path = format!("/v1/reports/content?id=report-{i}&source=test");
         assert_eq!(request(http, "POST", &path, Some(REPORT_TOKEN), image).status, 200);
     }
+    // The same pictures reported through the queue, as URLs of origins serving them.
+    let mut redis = redis::Client::open(redis_server.url.as_str()).unwrap().get_connection().unwrap();
+    for (i, (_, image)) in images.iter().enumerate() {
+        let url = format!("http://{}/reported-{i}.jpg", origin(image.clone()));
+        let _: String = redis::cmd("XADD")
+            .arg("hashsieve:reports")
+            .arg("*")
+            .arg("report_id")
+            .arg(format!("queued-{i}"))
+            .arg("url")
+            .arg(url)
+            .arg("source")
+            .arg("queue")
+            .query(&mut redis)
+            .unwrap();
+    }
+    let started = Instant::now();
+    loop {
+        let decided: usize = redis::cmd("XLEN").arg("hashsieve:results").query(&mut redis).unwrap();
+        if decided == images.len() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{decided} of the queued reports decided");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let lookups: Vec<Value> =
         images.iter().map(|(md5, _)| serde_json::json!({"kind": "md5", "value": md5})).collect();
     let lookups = serde_json::json!({ "hashes": lookups }).to_string();
     assert_eq!(request(http, "POST", "/v1/match/hashes", Some(MATCH_TOKEN), lookups.as_bytes()).status, 200);
     daemon.terminate();
     assert!(daemon.child.wait().unwrap().success());
+    // Every command Redis took is in its append-only file, written before it answered.
+    drop(redis_server);
 
     // The audit trail: a line per decision, each naming who asked and what was decided.
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<Value> =
         text.lines().map(|line| serde_json::from_str(line).expect("JSON log lines")).collect();
     let audit: Vec<&Value> = lines.iter().filter(|line| line["target"] == "audit").collect();
-    for protocol in ["http", "clamd", "icap"] {
+    for protocol in ["http", "clamd", "icap", "ingest"] {
         let decisions: Vec<&Value> = audit
             .iter()
             .map(|line| &line["fields"])
@@ -141,10 +175,16 @@ fn every_decision_is_audited_once_and_no_content_reaches_a_file() {
         expected.sort_unstable();
         assert_eq!(md5s, expected, "{protocol}: the hashes of what was decided");
         for fields in &decisions {
-            assert!(
-                fields["client"].as_str().is_some_and(|client| client.starts_with("127.0.0.1:")),
-                "{fields}"
-            );
+            let client = fields["client"].as_str().unwrap_or_default();
+            if protocol == "ingest" {
+                // The stream entry the report came in, and the report.
+                assert!(client.split_once('-').is_some_and(|(ms, _)| ms.parse::<u64>().is_ok()), "{fields}");
+                assert!(fields["report"].as_str().unwrap().starts_with("queued-"), "{fields}");
+                assert!(fields["url"].as_str().unwrap().contains("/reported-"), "{fields}");
+            } else {
+                assert!(client.starts_with("127.0.0.1:"), "{fields}");
+                assert_eq!(fields["report"], "-", "{fields}");
+            }
             let token = if protocol == "http" { "proxy" } else { "-" };
             assert_eq!(fields["token"], token, "{fields}");
             assert!(
@@ -159,14 +199,19 @@ fn every_decision_is_audited_once_and_no_content_reaches_a_file() {
         audit.iter().filter(|line| line["fields"]["message"] == "decisions").copied().collect();
     assert_eq!(lookup_lines.len(), 1, "one line for a request of lookups");
     assert_eq!(lookup_lines[0]["fields"]["lookups"], images.len());
-    let reports = audit.iter().filter(|line| line["fields"]["message"] == "report").count();
-    assert_eq!(reports, images.len(), "one line per report");
+    let reports: Vec<&Value> =
+        audit.iter().map(|line| &line["fields"]).filter(|fields| fields["message"] == "report").collect();
+    let queued = reports.iter().filter(|fields| fields["protocol"] == "ingest").count();
+    assert_eq!((reports.len(), queued), (2 * images.len(), images.len()), "one line per report, each way");
     let longest = text.lines().map(str::len).max().unwrap();
     assert!(longest < 16 << 10, "an audit line is bounded: {longest} bytes");
 
     // No content anywhere: windows of every picture, searched in every file.
     let written = files(temp.path());
     assert!(written.iter().any(|(path, _)| path.ends_with("triage.redb")));
+    let appended: usize =
+        written.iter().filter(|(path, _)| path.contains("/redis/")).map(|(_, bytes)| bytes.len()).sum();
+    assert!(appended > 1000, "Redis kept its append-only file: {appended} bytes");
     for (md5, image) in &images {
         // Windows of varied bytes: a run of zeros or a common header is no picture's own.
         let varied = |window: &[u8]| window.iter().collect::<std::collections::BTreeSet<_>>().len() >= 32;

@@ -94,17 +94,29 @@ impl Drop for Hashsieved {
     }
 }
 
-/// A redis-server of the test's own, without persistence; killed when dropped.
+/// A redis-server of the test's own; killed when dropped.
 pub struct RedisServer {
     child: Child,
     pub url: String,
 }
 
 impl RedisServer {
+    /// Without persistence.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Writing every command to an append-only file in `dir` before answering it.
+    pub fn start_persistent(dir: &Path) -> RedisServer {
+        let dir = dir.to_str().unwrap();
+        RedisServer::start_with(&["--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    fn start_with(settings: &[&str]) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(settings)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -79,14 +79,16 @@ fn audited_matches<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>) -> (Vec<
 /// Who asked, on which protocol, for what.
 #[derive(Debug, Clone, Copy)]
 pub struct Asker<'a> {
-    /// `http`, `clamd`, `icap`.
+    /// `http`, `clamd`, `icap`, `ingest`.
     pub protocol: &'static str,
-    /// The peer's address (`unix` on a Unix socket).
+    /// The peer's address (`unix` on a Unix socket; for ingest, the stream entry's id).
     pub client: &'a str,
     /// The bearer token's id, where the protocol has tokens.
     pub token: Option<&'a str>,
     /// The endpoint, command or method.
     pub action: &'a str,
+    /// The hotline report the content came with, where there is one.
+    pub report: Option<&'a str>,
 }
 
 /// The audit line of a decision on content. `url` is the HTTP target of a match seen in a
@@ -99,6 +101,7 @@ pub fn audit(asker: Asker<'_>, verdict: &Verdict, signals: &Signals, url: Option
         client = asker.client,
         token = asker.token.unwrap_or("-"),
         action = asker.action,
+        report = asker.report.unwrap_or("-"),
         outcome = ?verdict.outcome,
         matches = ?matches,
         matches_omitted = omitted,

@@ -245,7 +245,7 @@ fn decided(
         Ok((verdict, signals)) => {
             clamd.state.metrics.matched("clamd", &verdict);
             audit(
-                Asker { protocol: "clamd", client, token: None, action: command },
+                Asker { protocol: "clamd", client, token: None, action: command, report: None },
                 &verdict,
                 &signals,
                 None,
@@ -449,7 +449,12 @@ async fn scan_tree(clamd: &Clamd, root: PathBuf, mode: PathScan, client: &str) -
             }
         };
         clamd.state.metrics.matched("clamd", &verdict);
-        audit(Asker { protocol: "clamd", client, token: None, action: "SCAN" }, &verdict, &signals, None);
+        audit(
+            Asker { protocol: "clamd", client, token: None, action: "SCAN", report: None },
+            &verdict,
+            &signals,
+            None,
+        );
         if counting_match(&verdict).is_none() {
             continue;
         }

@@ -46,7 +46,12 @@ pub(super) async fn match_content(
         .await?;
     state.metrics.matched("http", &verdict);
     let client = peer.to_string();
-    audit(Asker { protocol: "http", client: &client, token, action: "content" }, &verdict, &signals, None);
+    audit(
+        Asker { protocol: "http", client: &client, token, action: "content", report: None },
+        &verdict,
+        &signals,
+        None,
+    );
     Ok(json(&ContentAnswer { verdict, size: signals.size, hashes: QueryHashes::of(&signals) }))
 }
 
@@ -130,7 +135,7 @@ pub(super) async fn match_hashes(
     }
     let client = peer.to_string();
     audit_lookups(
-        Asker { protocol: "http", client: &client, token, action: "hashes" },
+        Asker { protocol: "http", client: &client, token, action: "hashes", report: None },
         results.iter().map(|result| (result.kind.name(), result.value.as_str(), &result.verdict)),
     );
     Ok(json(&HashResults { results }))

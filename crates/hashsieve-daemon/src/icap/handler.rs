@@ -446,8 +446,13 @@ impl Exchange<'_> {
     /// Never content.
     fn audit(&self, verdict: &Verdict, signals: &Signals) {
         let target = if counting_match(verdict).is_some() { self.target.as_deref() } else { None };
-        let asker =
-            Asker { protocol: "icap", client: self.client, token: None, action: self.head.method.name() };
+        let asker = Asker {
+            protocol: "icap",
+            client: self.client,
+            token: None,
+            action: self.head.method.name(),
+            report: None,
+        };
         audit(asker, verdict, signals, target);
     }
 }

@@ -27,6 +27,7 @@ use hashsieve_fetch::Fetcher;
 use super::stream::{Message, Outcome, Work};
 use crate::hotline::{report_options, valid_report_id};
 use crate::state::AppState;
+use crate::verdict::{Asker, audit};
 
 /// Hashes reports: the [`Work`] of the first stage.
 pub struct ReportHashing {
@@ -54,7 +55,7 @@ impl Work for ReportHashing {
                     Ok(fetched) => {
                         let mut fields = message.fields.clone();
                         fields.insert("final_url".into(), fetched.final_url.as_str().as_bytes().to_vec());
-                        return self.hash(report_id, &fields, fetched.body.to_vec()).await;
+                        return self.hash(&message.id, report_id, &fields, fetched.body.to_vec()).await;
                     }
                     Err(err) => {
                         tracing::info!(report = report_id, error = %err, "report not fetched");
@@ -64,15 +65,16 @@ impl Work for ReportHashing {
             }
             (None, None) => return Some(failed(report_id, &message.fields, "neither url nor content")),
         };
-        self.hash(report_id, &message.fields, content).await
+        self.hash(&message.id, report_id, &message.fields, content).await
     }
 }
 
 impl ReportHashing {
-    /// Hashes `content` on the blocking pool, within the shared hashing slots; `None` (retry
-    /// later) if hashing failed.
+    /// Hashes `content` on the blocking pool, within the shared hashing slots, and audits the
+    /// decision; `None` (retry later) if hashing failed.
     async fn hash(
         &self,
+        entry: &str,
         report_id: String,
         fields: &BTreeMap<String, Vec<u8>>,
         content: Vec<u8>,
@@ -88,6 +90,16 @@ impl ReportHashing {
             .await;
         let (verdict, signals) = checked.ok()?;
         self.state.metrics.matched("ingest", &verdict);
+        let url =
+            fields.get("final_url").or_else(|| fields.get("url")).map(|url| String::from_utf8_lossy(url));
+        let asker = Asker {
+            protocol: "ingest",
+            client: entry,
+            token: None,
+            action: "report",
+            report: Some(&report_id),
+        };
+        audit(asker, &verdict, &signals, url.as_deref());
         Some(hashed(report_id, fields, &verdict, &signals))
     }
 }

@@ -139,7 +139,10 @@ impl Entry {
                     Decision::New { .. } => "new",
                 };
                 let json = serde_json::to_vec(&decision).expect("decisions serialise");
-                tracing::info!(target: "audit", protocol = "ingest", report = self.report_id, outcome, "decision");
+                // As the HTTP report routes write it: the list match was audited by the first stage.
+                let source = text(&self.fields, "source");
+                tracing::info!(target: "audit", protocol = "ingest", client = self.id, token = "-",
+                    report = self.report_id, source = source.as_deref().unwrap_or("-"), outcome, "report");
                 Some(self.result(outcome, vec![("decision".into(), json)]))
             }
             Err(TriageError::ReportIdReused { .. }) => Some(
