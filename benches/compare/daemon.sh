@@ -25,6 +25,13 @@
 #   bash benches/compare/daemon.sh            # the full run (about 6 minutes, ~2 GB of RAM)
 #   bash benches/compare/daemon.sh quick      # shorter rounds, a 1,000,000-entry index: 3 minutes
 #
+# Before and after a change, in the same run: HASHSIEVED_BEFORE=path/to/an/older/hashsieved
+# runs that binary beside this tree's in parts 1 and 2 (same index, same load, rounds
+# alternating) and the summary adds the ratios this/before. An older build, for example:
+#   git worktree add /tmp/before REV && CARGO_TARGET_DIR=/tmp/before-target \
+#     cargo build --release --manifest-path /tmp/before/Cargo.toml -p hashsieve-daemon --bin hashsieved
+#   HASHSIEVED_BEFORE=/tmp/before-target/release/hashsieved bash benches/compare/daemon.sh
+#
 # It installs clamav-daemon, wrk and curl with apt-get when missing (it never runs freshclam:
 # clamd sees the generated database only), raises the open-files limit, and prints JSON lines
 # as it goes, then a summary.
@@ -37,6 +44,8 @@ else
     rounds=3 seconds=20 lookup_entries=10000000 wrk_seconds=20
 fi
 signatures=1000000 files=200 connections=8 held=10000 hold_seconds=8
+before=${HASHSIEVED_BEFORE:-}
+if [[ -n $before && ! -x $before ]]; then echo "HASHSIEVED_BEFORE=$before: not an executable" >&2; exit 1; fi
 work=$(mktemp -d /var/tmp/hashsieve-daemon.XXXXXX)
 pids=()
 cleanup() {
@@ -72,14 +81,14 @@ now() { date +%s.%N; }
 since() { awk "BEGIN {printf \"%.3f\", $(now) - $1}"; }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# Starts hashsieved with CONFIG in the background, logging at LEVEL (default info: its default,
-# an audit line per decision); sets daemon_pid, and http and clamd_tcp to the addresses it
-# prints once listening (clamd_tcp empty if it has no clamd listener).
+# Starts hashsieved (or the binary DAEMON) with CONFIG in the background, logging at LEVEL
+# (default info: its default, an audit line per decision); sets daemon_pid, and http and
+# clamd_tcp to the addresses it prints once listening (clamd_tcp empty if it has no clamd listener).
 start_hashsieved() {
-    local config=$1 level=${2:-info} out="$work/hashsieved.out" expected=1
+    local config=$1 level=${2:-info} daemon=${3:-$bin/hashsieved} out="$work/hashsieved.out" expected=1
     grep -q '^tcp_listen' "$config" && expected=2
     : > "$out"
-    HASHSIEVE_LOG=$level "$bin/hashsieved" --config "$config" > "$out" 2>> "$work/hashsieved.log" &
+    HASHSIEVE_LOG=$level "$daemon" --config "$config" > "$out" 2>> "$work/hashsieved.log" &
     daemon_pid=$!
     pids+=("$daemon_pid")
     for _ in $(seq 6000); do
@@ -151,20 +160,39 @@ hs_pid=$!
 pids+=("$hs_pid")
 "$bin/clamd-load" ready "127.0.0.1:$hs_port" 600 >/dev/null || { tail "$work/hashsieved.log" >&2; exit 1; }
 echo "{\"tool\": \"hashsieved\", \"figure\": \"startup\", \"ready_s\": $(since "$started"), $(memory "$hs_pid")}" | tee -a "$results"
+if [[ -n $before ]]; then
+    before_port=$(free_port)
+    sed "s|^tcp_listen = .*|tcp_listen = \"127.0.0.1:$before_port\"|" "$work/hashsieved-signatures.toml" \
+        > "$work/before-signatures.toml"
+    started=$(now)
+    "$before" --config "$work/before-signatures.toml" > /dev/null 2>> "$work/before.log" &
+    before_pid=$!
+    pids+=("$before_pid")
+    "$bin/clamd-load" ready "127.0.0.1:$before_port" 600 >/dev/null || { tail "$work/before.log" >&2; exit 1; }
+    echo "{\"tool\": \"hashsieved-before\", \"figure\": \"startup\", \"ready_s\": $(since "$started"), $(memory "$before_pid")}" \
+        | tee -a "$results"
+fi
 
 "$bin/clamd-load" check "127.0.0.1:$clamd_port" "$work/files" "$work/listed.txt" clamd | tee -a "$results"
 "$bin/clamd-load" check "127.0.0.1:$hs_port" "$work/files" "$work/listed.txt" hashsieved | tee -a "$results"
+[[ -z $before ]] || "$bin/clamd-load" check "127.0.0.1:$before_port" "$work/files" "$work/listed.txt" hashsieved-before \
+    | tee -a "$results"
 for round in $(seq "$rounds"); do
-    echo "1. round $round of $rounds: clamd, then hashsieved, $connections connections, ${seconds}s each" >&2
+    echo "1. round $round of $rounds: clamd, then hashsieved${before:+, then the one before}, $connections connections, ${seconds}s each" >&2
     "$bin/clamd-load" scan "127.0.0.1:$clamd_port" "$work/files" "$work/listed.txt" clamd "$connections" "$seconds" \
         | tee -a "$results"
     "$bin/clamd-load" scan "127.0.0.1:$hs_port" "$work/files" "$work/listed.txt" hashsieved "$connections" "$seconds" \
         | tee -a "$results"
+    [[ -z $before ]] || "$bin/clamd-load" scan "127.0.0.1:$before_port" "$work/files" "$work/listed.txt" hashsieved-before \
+        "$connections" "$seconds" | tee -a "$results"
 done
 echo "{\"tool\": \"clamd\", \"figure\": \"memory-after-load\", $(memory "$clamd_pid")}" | tee -a "$results"
 echo "{\"tool\": \"hashsieved\", \"figure\": \"memory-after-load\", $(memory "$hs_pid")}" | tee -a "$results"
+[[ -z $before ]] || echo "{\"tool\": \"hashsieved-before\", \"figure\": \"memory-after-load\", $(memory "$before_pid")}" \
+    | tee -a "$results"
 stop "$clamd_pid"
 stop "$hs_pid"
+[[ -z $before ]] || stop "$before_pid"
 rm -rf "$work/files" "$work/clamdb"
 
 echo "== 2. HTTP lookups against a $lookup_entries-entry index (wrk)" >&2
@@ -213,15 +241,15 @@ cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 # wrk against the daemon running now, with PER_REQUEST MD5s a request; one JSON line, with the
 # cores each side used: they share the machine's.
 lookups() {
-    local per_request=$1 audit=$2 daemon_cpu wrk_cpu
-    echo "2. wrk -t2 -c64 -d${wrk_seconds}s, $per_request MD5(s) a request, audit log $audit" >&2
+    local per_request=$1 audit=$2 daemon=${3:-hashsieved} daemon_cpu wrk_cpu
+    echo "2. $daemon: wrk -t2 -c64 -d${wrk_seconds}s, $per_request MD5(s) a request, audit log $audit" >&2
     daemon_cpu=$(cpu_s "$daemon_pid")
     TIMEFORMAT='%U %S'
     { time wrk -t2 -c64 -d"${wrk_seconds}s" --latency -s "$here/hashes.lua" "http://$http" \
         -- "$work/lookups-listed.txt" "$per_request" > "$work/wrk.txt"; } 2> "$work/wrk-cpu.txt"
     daemon_cpu=$(awk "BEGIN {print $(cpu_s "$daemon_pid") - $daemon_cpu}")
     wrk_cpu=$(awk '{print $1 + $2}' "$work/wrk-cpu.txt")
-    python3 - "$work/wrk.txt" "$per_request" "$lookup_entries" "$audit" "$daemon_cpu" "$wrk_cpu" <<'PY' | tee -a "$results"
+    python3 - "$work/wrk.txt" "$per_request" "$lookup_entries" "$audit" "$daemon_cpu" "$wrk_cpu" "$daemon" <<'PY' | tee -a "$results"
 import json, re, sys
 text, per_request = open(sys.argv[1]).read(), int(sys.argv[2])
 def ms(label):
@@ -231,7 +259,8 @@ rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 seconds = float(re.search(r"requests in ([\d.]+)s,", text).group(1))
 non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-print(json.dumps({"tool": "wrk", "figure": "lookups", "index_entries": int(sys.argv[3]), "hashes_per_request": per_request,
+print(json.dumps({"tool": "wrk", "figure": "lookups", "daemon": sys.argv[7], "index_entries": int(sys.argv[3]),
+                  "hashes_per_request": per_request,
                   "audit_log": sys.argv[4] == "on", "requests_per_s": rate, "lookups_per_s": rate * per_request,
                   "p50_ms": ms(50), "p99_ms": ms(99), "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
                   "socket_errors": sum(map(int, socket_errors.groups())) if socket_errors else 0,
@@ -249,6 +278,15 @@ start_hashsieved "$work/hashsieved-lookups.toml" warn
 lookups 1 off
 lookups 100 off
 stop "$daemon_pid"
+if [[ -n $before ]]; then
+    for audit in on off; do
+        rm -f "$work/hashsieved.log"
+        start_hashsieved "$work/hashsieved-lookups.toml" "$([[ $audit == on ]] && echo info || echo warn)" "$before"
+        lookups 1 "$audit" hashsieved-before
+        lookups 100 "$audit" hashsieved-before
+        stop "$daemon_pid"
+    done
+fi
 rm -rf "$work/index-lookups"
 
 echo "== 3. memory with $held connections held: idle, slowloris, idle clamd" >&2
@@ -329,7 +367,8 @@ cores, signatures = sys.argv[2], int(sys.argv[3])
 def one(tool, figure):
     return next(r for r in rows if r["tool"] == tool and r["figure"] == figure)
 
-scans = {tool: [r for r in rows if r["tool"] == tool and r["figure"] == "instream"] for tool in ("clamd", "hashsieved")}
+tools = [t for t in ("clamd", "hashsieved", "hashsieved-before") if any(r["tool"] == t for r in rows)]
+scans = {tool: [r for r in rows if r["tool"] == tool and r["figure"] == "instream"] for tool in tools}
 med = {tool: {key: median(r[key] for r in scans[tool]) for key in ("files_per_s", "mb_per_s", "p50_ms", "p99_ms")}
        for tool in scans}
 ratio = med["hashsieved"]["files_per_s"] / med["clamd"]["files_per_s"]
@@ -365,7 +404,7 @@ print(f"   curl sample: {sample['listed_known']}/{sample['listed']} listed known
 for r in rows:
     if r["figure"] == "lookups":
         goal = "met" if r["lookups_per_s"] >= 100_000 else "NOT met"
-        print(f"   {r['hashes_per_request']:3} MD5(s)/request, audit log {'on ' if r['audit_log'] else 'off'}: "
+        print(f"   {r['daemon']:17} {r['hashes_per_request']:3} MD5(s)/request, audit log {'on ' if r['audit_log'] else 'off'}: "
               f"{r['requests_per_s']:7,.0f} requests/s = {r['lookups_per_s']:9,.0f} lookups/s (goal >= 100,000: {goal})")
         print(f"       p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms; non-2xx {r['non_2xx']}, socket errors "
               f"{r['socket_errors']}; cores used: hashsieved {r['daemon_cores']:.2f}, wrk {r['wrk_cores']:.2f}")
@@ -387,4 +426,20 @@ for r in held:
     print(f"       opened in {r['open_s']:.1f} s; open: {r['daemon_counted']}, then {r['daemon_counted_after']}; "
           f"{'GET /healthz' if r['protocol'] == 'http' else 'PING'} meanwhile {probe}; "
           f"still open {r['held_s']} s after opening: {r['still_open_at_end']:,}")
+
+if "hashsieved-before" in scans:
+    now, then = scans["hashsieved"], scans["hashsieved-before"]
+    print("before and after in one run: this tree / HASHSIEVED_BEFORE (above 1: faster, below 1: slower)")
+    ratio = med["hashsieved"]["files_per_s"] / med["hashsieved-before"]["files_per_s"]
+    per_round = ", ".join(f"{a['files_per_s'] / b['files_per_s']:.2f}" for a, b in zip(now, then))
+    print(f"   INSTREAM files/s, median of {len(now)} rounds: {ratio:.3f} (per round {per_round}); "
+          f"p99 {med['hashsieved']['p99_ms']:.2f} ms against {med['hashsieved-before']['p99_ms']:.2f}")
+    lookups = {(r["daemon"], r["hashes_per_request"], r["audit_log"]): r for r in rows if r["figure"] == "lookups"}
+    for (daemon, per_request, audit), r in lookups.items():
+        if daemon != "hashsieved":
+            continue
+        b = lookups[("hashsieved-before", per_request, audit)]
+        print(f"   lookups, {per_request:3} MD5(s)/request, audit log {'on ' if audit else 'off'}: requests/s "
+              f"{r['requests_per_s'] / b['requests_per_s']:.3f} ({r['requests_per_s']:,.0f} against {b['requests_per_s']:,.0f}); "
+              f"p99 {r['p99_ms']:.2f} ms against {b['p99_ms']:.2f}")
 PY

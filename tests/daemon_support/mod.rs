@@ -109,7 +109,16 @@ impl RedisServer {
     /// Writing every command to an append-only file in `dir` before answering it.
     pub fn start_persistent(dir: &Path) -> RedisServer {
         let dir = dir.to_str().unwrap();
-        RedisServer::start_with(&["--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+        RedisServer::start_with(&[
+            "--dir",
+            dir,
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
     }
 
     fn start_with(settings: &[&str]) -> RedisServer {

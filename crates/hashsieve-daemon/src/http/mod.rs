@@ -94,11 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(review::writes());
     reads
         .merge(writes)
-        .layer(middleware::from_fn(move |mut request: Request, next: Next| {
-            request.extensions_mut().insert(Deadline(Instant::now() + timeout));
-            next.run(request)
-        }))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), head_within_limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), admit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
         .with_state(state)
 }
@@ -112,15 +108,18 @@ fn head_size(request: &Request) -> u64 {
     (line + fields + 2) as u64
 }
 
-/// A head over `limits.max_header_bytes` gets 431. hyper bounds its read buffer by the same
+/// Admits a request whose head is within `limits.max_header_bytes` (431 otherwise), and gives
+/// it the [`Deadline`] its body must arrive by. hyper bounds its read buffer by the same
 /// number, but reads in pieces that can take a head of twice that whole; this is where the
-/// configured limit is the one enforced.
-async fn head_within_limit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+/// configured limit is the one enforced. One layer for both: each layer costs every request.
+async fn admit(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     if head_size(&request) > state.limits.max_header_bytes {
         let detail = format!("the request head exceeds {} bytes", state.limits.max_header_bytes);
         return Problem::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "head-too-large", detail)
             .into_response();
     }
+    let timeout = Duration::from_secs(state.limits.request_timeout_secs);
+    request.extensions_mut().insert(Deadline(Instant::now() + timeout));
     next.run(request).await
 }
 
