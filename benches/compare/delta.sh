@@ -13,6 +13,10 @@
 #
 #   bash benches/compare/delta.sh            # the full run (about 5 minutes, ~6 GB of RAM)
 #   bash benches/compare/delta.sh quick      # small sizes, about a minute
+#
+# With DELTA_FIGURES_BEFORE=path/to/an/older/delta-figures, part 2 also runs that build on the
+# same sizes, right after this tree's, and the summary gives the ratios this/before (a change
+# to the delta's search, measured before and after in one run).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -63,6 +67,12 @@ done
 echo "2. PDQ query latency: base $base, delta $delta" >&2
 "$figures" latency "$work/latency" --base "$base" --delta "$delta" | tee -a "$results"
 rm -rf "$work/latency"
+if [[ -n ${DELTA_FIGURES_BEFORE:-} ]]; then
+    echo "2. the same with $DELTA_FIGURES_BEFORE" >&2
+    "$DELTA_FIGURES_BEFORE" latency "$work/latency" --base "$base" --delta "$delta" \
+        | sed 's/"tool": *"hashsieve"/"tool": "hashsieve-before"/' | tee -a "$results"
+    rm -rf "$work/latency"
+fi
 
 echo "3. compaction of $compact_base entries under query load" >&2
 "$figures" compaction "$work/compaction" --base "$compact_base" --delta "$delta" | tee -a "$results"
@@ -82,6 +92,13 @@ lat = rows[("hashsieve", "latency")]
 print(f"PDQ query p50/p99 ms, base {lat['base']}: empty delta {lat['p50_ms_empty']:.3f}/{lat['p99_ms_empty']:.3f}, "
       f"{lat['delta']} in the delta {lat['p50_ms_delta']:.3f}/{lat['p99_ms_delta']:.3f}: p99 ratio "
       f"{lat['p99_ratio']:.2f} (goal <= 2); delta answers equal brute force: {lat['equal_to_brute_force']}")
+before = rows.get(("hashsieve-before", "latency"))
+if before:
+    print(f"   before and after in one run (this tree / DELTA_FIGURES_BEFORE; below 1: faster now): with the delta "
+          f"p50 {lat['p50_ms_delta'] / before['p50_ms_delta']:.3f} ({before['p50_ms_delta']:.3f} ms before), "
+          f"p99 {lat['p99_ms_delta'] / before['p99_ms_delta']:.3f} ({before['p99_ms_delta']:.3f} ms before); "
+          f"empty delta p50 {lat['p50_ms_empty'] / before['p50_ms_empty']:.3f}; "
+          f"before's answers equal brute force: {before['equal_to_brute_force']}")
 c = rows[("hashsieve", "compaction")]
 print(f"compaction of {c['base']} entries (+{c['delta_adds']} adds, -{c['delta_removals']} removals): "
       f"{c['compaction_s']:.1f} s; {c['queries_during']} queries during it, {c['failed_queries']} failed; "

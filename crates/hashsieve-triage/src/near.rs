@@ -1,81 +1,15 @@
-//! Complete Hamming-radius search over the PDQ hashes of the items in the store.
+//! Complete Hamming-radius search over the PDQ hashes of the items in the store: core's
+//! growable multi-index-hashing table ([`Mih`]), with each item's status as its payload.
 //!
-//! Core's tables are not reachable from here (the index file's are built once for a fixed list;
-//! the delta's are crate-private), so this is a small multi-index hashing table of its own,
-//! grown one item at a time: each 256-bit hash is cut into sixteen 16-bit chunks, and chunk `i`
-//! keys a map from chunk value to the positions of the hashes that have it there. By the
-//! generalised pigeonhole principle, if two hashes are within `t` bits then for radii `r_i` with
-//! `Σ (r_i + 1) = t + 1` some chunk `i` differs in at most `r_i` bits; at the default `t = 31`
-//! every `r_i` is 1, so a query probes 16 × 17 chunk values and verifies the candidates. When
-//! probing would cost more than reading every hash (few items, or a wide threshold), it reads
-//! every hash. Either way the result is exactly the brute-force answer; the tests check it.
-//!
-//! Items are never removed from the store, so the table only grows; an item's status (pending in
-//! a group, assessed) changes in place.
+//! Items are never removed from the store, so the table only grows, one slot per item in the
+//! order they are filed; an item's status (pending in a group, assessed) changes in place.
 
 use std::collections::HashMap;
 
+use hashsieve_core::index::mih::Mih;
 use hashsieve_core::pdq::PdqHash;
 
 use crate::model::{GroupId, ItemId};
-
-const CHUNKS: usize = 16;
-const CHUNK_BITS: u32 = 16;
-
-type Words = [u64; 4];
-
-fn words(hash: &PdqHash) -> Words {
-    let mut words = [0u64; 4];
-    for (word, bytes) in words.iter_mut().zip(hash.0.chunks_exact(8)) {
-        *word = u64::from_be_bytes(bytes.try_into().expect("8-byte chunk"));
-    }
-    words
-}
-
-fn distance(a: &Words, b: &Words) -> u32 {
-    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
-}
-
-fn chunk(words: &Words, index: usize) -> u16 {
-    (words[index / 4] >> (48 - 16 * (index % 4))) as u16
-}
-
-/// The radius to probe in each chunk so that nothing within `threshold` is missed: `r_i` with
-/// `Σ (r_i + 1) = threshold + 1` (a radius of -1 means the chunk is not probed).
-fn radii(threshold: u32) -> impl Iterator<Item = i64> {
-    let total = i64::from(threshold) + 1;
-    let (base, extra) = (total / CHUNKS as i64, total % CHUNKS as i64);
-    (0..CHUNKS as i64).map(move |i| base - 1 + i64::from(i < extra))
-}
-
-/// The number of 16-bit values within `radius` bits of one value.
-fn masks_within(radius: i64) -> u64 {
-    let mut binomial = 1u64;
-    let mut total = 0;
-    for k in 0..=radius.clamp(-1, 16) {
-        if k > 0 {
-            binomial = binomial * (17 - k as u64) / k as u64;
-        }
-        total += binomial;
-    }
-    total
-}
-
-/// Calls `each` with every 16-bit mask of at most `radius` set bits.
-fn for_each_mask(radius: i64, each: &mut impl FnMut(u16)) {
-    fn go(start: u32, left: i64, mask: u16, each: &mut impl FnMut(u16)) {
-        each(mask);
-        if left == 0 {
-            return;
-        }
-        for bit in start..CHUNK_BITS {
-            go(bit + 1, left - 1, mask | (1 << bit), each);
-        }
-    }
-    if radius >= 0 {
-        go(0, radius, 0, each);
-    }
-}
 
 /// What an item in the near table is, for classification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,18 +33,15 @@ pub(crate) struct NearHit {
     pub(crate) status: NearStatus,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct NearTable {
-    items: Vec<ItemId>,
-    hashes: Vec<Words>,
-    statuses: Vec<NearStatus>,
-    positions: HashMap<ItemId, u32>,
-    chunks: Vec<HashMap<u16, Vec<u32>>>,
+    table: Mih<(ItemId, NearStatus)>,
+    slots: HashMap<ItemId, u32>,
 }
 
 impl NearTable {
     pub(crate) fn new() -> NearTable {
-        NearTable { chunks: vec![HashMap::new(); CHUNKS], ..NearTable::default() }
+        NearTable { table: Mih::new(256), slots: HashMap::new() }
     }
 
     /// Adds an item, or updates its status if it is already in.
@@ -118,104 +49,38 @@ impl NearTable {
         if self.set_status(item, status) {
             return;
         }
-        let position = u32::try_from(self.items.len()).expect("fewer than 2^32 items with a PDQ hash");
-        let words = words(hash);
-        for (index, table) in self.chunks.iter_mut().enumerate() {
-            table.entry(chunk(&words, index)).or_default().push(position);
-        }
-        self.items.push(item);
-        self.hashes.push(words);
-        self.statuses.push(status);
-        self.positions.insert(item, position);
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 items with a PDQ hash");
+        self.table.insert(slot, &hash.0, (item, status));
+        self.slots.insert(item, slot);
     }
 
     /// Sets the status of an item in the table; false if it is not in.
     pub(crate) fn set_status(&mut self, item: ItemId, status: NearStatus) -> bool {
-        match self.positions.get(&item) {
-            Some(&position) => {
-                self.statuses[position as usize] = status;
-                true
-            }
-            None => false,
+        let Some(&slot) = self.slots.get(&item) else { return false };
+        if let Some((_, held)) = self.table.get_mut(slot) {
+            *held = status;
         }
+        true
     }
 
     /// Every item within `threshold` of any of `queries`, each once at its smallest distance,
     /// sorted by distance, then item.
     pub(crate) fn within(&self, queries: &[PdqHash], threshold: u32) -> Vec<NearHit> {
-        let queries: Vec<Words> = queries.iter().map(words).collect();
-        let mut best: HashMap<u32, u32> = HashMap::new();
-        let probes: u64 = radii(threshold).map(masks_within).sum::<u64>() * queries.len() as u64;
-        // A probe is a hash-map lookup, several times the cost of checking one hash in a scan.
-        if threshold >= 256 || probes.saturating_mul(8) >= self.items.len() as u64 {
-            self.scan(&queries, threshold, &mut best);
-        } else {
-            self.probe(&queries, threshold, &mut best);
+        let mut best: HashMap<u32, NearHit> = HashMap::new();
+        for query in queries {
+            self.table.search(&query.0, threshold, |slot, &(item, status), distance| {
+                let hit = best.entry(slot).or_insert(NearHit { item, distance, status });
+                hit.distance = hit.distance.min(distance);
+            });
         }
-        let mut hits: Vec<NearHit> = best
-            .into_iter()
-            .map(|(position, distance)| NearHit {
-                item: self.items[position as usize],
-                distance,
-                status: self.statuses[position as usize],
-            })
-            .collect();
+        let mut hits: Vec<NearHit> = best.into_values().collect();
         hits.sort_unstable_by_key(|hit| (hit.distance, hit.item));
         hits
-    }
-
-    fn scan(&self, queries: &[Words], threshold: u32, best: &mut HashMap<u32, u32>) {
-        for (position, hash) in self.hashes.iter().enumerate() {
-            let d = queries.iter().map(|query| distance(query, hash)).min().unwrap_or(u32::MAX);
-            if d <= threshold {
-                best.insert(position as u32, d);
-            }
-        }
-    }
-
-    fn probe(&self, queries: &[Words], threshold: u32, best: &mut HashMap<u32, u32>) {
-        let mut candidates = Vec::new();
-        for query in queries {
-            candidates.clear();
-            for (index, radius) in radii(threshold).enumerate() {
-                let table = &self.chunks[index];
-                let key = chunk(query, index);
-                for_each_mask(radius, &mut |mask| {
-                    if let Some(positions) = table.get(&(key ^ mask)) {
-                        candidates.extend_from_slice(positions);
-                    }
-                });
-            }
-            candidates.sort_unstable();
-            candidates.dedup();
-            for &position in &candidates {
-                let d = distance(query, &self.hashes[position as usize]);
-                if d <= threshold {
-                    let slot = best.entry(position).or_insert(d);
-                    *slot = (*slot).min(d);
-                }
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn probed_and_scanned(&self, queries: &[PdqHash], threshold: u32) -> [Vec<(u32, u32)>; 2] {
-        let queries: Vec<Words> = queries.iter().map(words).collect();
-        let [mut probed, mut scanned] = [HashMap::new(), HashMap::new()];
-        self.probe(&queries, threshold, &mut probed);
-        self.scan(&queries, threshold, &mut scanned);
-        [probed, scanned].map(|found| {
-            let mut found: Vec<(u32, u32)> = found.into_iter().collect();
-            found.sort_unstable();
-            found
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
 
     fn flipped(hash: &PdqHash, bits: &[usize]) -> PdqHash {
@@ -226,35 +91,30 @@ mod tests {
         out
     }
 
-    /// The oracle: every hash, every query, core's own distance.
-    fn brute_force(hashes: &[PdqHash], queries: &[PdqHash], threshold: u32) -> Vec<(u32, u32)> {
-        hashes
-            .iter()
-            .enumerate()
-            .filter_map(|(position, hash)| {
-                let d = queries.iter().map(|q| q.hamming_distance(hash)).min()?;
-                (d <= threshold).then_some((position as u32, d))
-            })
-            .collect()
-    }
-
+    /// The search itself is core's, property-tested there; here, what triage adds: several
+    /// queries (a picture's rotations), each item once at its smallest distance, with its
+    /// status as it is now.
     #[test]
-    fn radii_add_up_to_the_threshold_plus_one() {
-        for threshold in 0..300 {
-            let sum: i64 = radii(threshold).map(|r| r + 1).sum();
-            assert_eq!(sum, i64::from(threshold) + 1);
-        }
-        assert!(radii(31).all(|r| r == 1));
-    }
+    fn each_item_once_at_its_smallest_distance_from_any_query_with_its_status() {
+        let base = PdqHash([0x3c; 32]);
+        let mut table = NearTable::new();
+        table.insert(ItemId(1), &flipped(&base, &[0, 1, 2]), NearStatus::Pending(GroupId(4)));
+        table.insert(ItemId(2), &flipped(&base, &(0..40).collect::<Vec<_>>()), NearStatus::Assessed);
+        table.insert(ItemId(3), &flipped(&base, &[9]), NearStatus::Inherited);
+        let queries = [flipped(&base, &[0]), base, flipped(&base, &[9, 10])];
+        let hits = table.within(&queries, 31);
+        let seen: Vec<(u64, u32, NearStatus)> =
+            hits.iter().map(|h| (h.item.0, h.distance, h.status)).collect();
+        assert_eq!(seen, [(3, 1, NearStatus::Inherited), (1, 2, NearStatus::Pending(GroupId(4)))]);
 
-    #[test]
-    fn masks_within_counts_what_for_each_mask_visits() {
-        for radius in -1..=4 {
-            let mut seen = std::collections::HashSet::new();
-            for_each_mask(radius, &mut |mask| assert!(seen.insert(mask)));
-            assert_eq!(seen.len() as u64, masks_within(radius), "radius {radius}");
-            assert!(seen.iter().all(|mask| i64::from(mask.count_ones()) <= radius));
-        }
+        table.insert(ItemId(1), &base, NearStatus::Assessed);
+        assert!(!table.set_status(ItemId(9), NearStatus::Assessed), "not in the table");
+        let hits = table.within(&[base], 31);
+        assert_eq!(
+            hits[1],
+            NearHit { item: ItemId(1), distance: 3, status: NearStatus::Assessed },
+            "{hits:?}"
+        );
     }
 
     #[test]
@@ -286,43 +146,5 @@ mod tests {
             .collect();
         expected.sort();
         assert_eq!(found, expected);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(96))]
-
-        /// Against brute force, with hashes clustered around a few seeds (so that many are
-        /// near one another), queries of one to eight hashes near an entry, and thresholds from
-        /// 0 to past the width of the hash; both strategies, whichever `within` would pick.
-        #[test]
-        fn equals_brute_force(
-            seeds in proptest::collection::vec(any::<[u8; 32]>(), 1..6),
-            flips in proptest::collection::vec(proptest::collection::vec(0usize..256, 0..40), 1..400),
-            query_flips in proptest::collection::vec(proptest::collection::vec(0usize..256, 0..48), 1..=8),
-            near in any::<prop::sample::Index>(),
-            threshold in prop_oneof![0u32..=64, Just(31), 0u32..=260],
-        ) {
-            let hashes: Vec<PdqHash> = flips
-                .iter()
-                .enumerate()
-                .map(|(i, bits)| flipped(&PdqHash(seeds[i % seeds.len()]), bits))
-                .collect();
-            let mut table = NearTable::new();
-            for (i, hash) in hashes.iter().enumerate() {
-                table.insert(ItemId(i as u64), hash, NearStatus::Pending(GroupId(i as u64 % 3)));
-            }
-            let base = hashes[near.index(hashes.len())];
-            let queries: Vec<PdqHash> = query_flips.iter().map(|bits| flipped(&base, bits)).collect();
-            let expected = brute_force(&hashes, &queries, threshold);
-            let mut found: Vec<(u32, u32)> =
-                table.within(&queries, threshold).iter().map(|hit| (hit.item.0 as u32, hit.distance)).collect();
-            found.sort_unstable();
-            prop_assert_eq!(&found, &expected);
-            if threshold < 256 {
-                let [probed, scanned] = table.probed_and_scanned(&queries, threshold);
-                prop_assert_eq!(&probed, &expected);
-                prop_assert_eq!(&scanned, &expected);
-            }
-        }
     }
 }

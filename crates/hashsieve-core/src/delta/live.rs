@@ -2,15 +2,15 @@
 //!
 //! [`Delta`] holds what the log says on top of the index file: added entries (in slots, with a
 //! map per hash kind to find them — exact values by equality, Hamming kinds through
-//! [`NearTable`]s, PhotoDNA by scan), tombstones that hide entries of the file, and lists the
+//! [`Mih`] tables, PhotoDNA by scan), tombstones that hide entries of the file, and lists the
 //! file does not have. [`View`] searches both and hides what is withdrawn.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::near::NearTable;
 use super::{Change, Removal};
 use crate::hashes::HashKind;
 use crate::import::ImportedEntry;
+use crate::index::mih::Mih;
 use crate::index::{Hit, Index, ListInfo, ListOptions, SearchOptions};
 
 /// An entry's identity: list number, kind, value and id.
@@ -103,7 +103,7 @@ pub struct Delta {
     by_key: HashMap<EntryKey, u32>,
     by_id: HashMap<(u32, String), Vec<u32>>,
     by_value: HashMap<(HashKind, Vec<u8>), Vec<u32>>,
-    near: BTreeMap<HashKind, NearTable>,
+    near: BTreeMap<HashKind, Mih<()>>,
     vectors: BTreeSet<u32>,
     kinds: BTreeMap<HashKind, usize>,
     changes: u64,
@@ -328,11 +328,14 @@ impl Delta {
         }
         self.by_value.entry((entry.kind, entry.value.clone())).or_default().push(number);
         match hamming_bits(entry.kind) {
-            Some(bits) => self
-                .near
-                .entry(entry.kind)
-                .or_insert_with(|| NearTable::new(bits))
-                .insert(number, &entry.value),
+            Some(bits) => {
+                // A slot number is inserted once: it was free.
+                self.near.entry(entry.kind).or_insert_with(|| Mih::new(bits)).insert(
+                    number,
+                    &entry.value,
+                    (),
+                );
+            }
             None if entry.kind == HashKind::PhotoDna => {
                 self.vectors.insert(number);
             }
@@ -364,7 +367,7 @@ impl Delta {
             self.by_value.remove(&key);
         }
         if let Some(table) = self.near.get_mut(&entry.kind) {
-            table.remove(number, &entry.value);
+            table.remove(number);
         }
         self.vectors.remove(&number);
         if let Some(count) = self.kinds.get_mut(&entry.kind) {
@@ -493,7 +496,7 @@ impl<'a, B: AsRef<[u8]>> View<'a, B> {
             let widest = threshold.unwrap_or_else(|| {
                 delta.lists.iter().filter_map(|list| list.threshold(kind)).max().unwrap_or(0)
             });
-            table.search(value, widest, |slot, distance| {
+            table.search(value, widest, |slot, (), distance| {
                 let limit = threshold.or_else(|| list_of(slot).and_then(|list| list.threshold(kind)));
                 if limit.is_some_and(|limit| distance <= limit) {
                     found(slot, distance);

@@ -18,7 +18,6 @@
 
 pub mod live;
 pub mod log;
-mod near;
 
 use crate::hashes::HashKind;
 use crate::import::ImportedEntry;

@@ -41,6 +41,7 @@ mod build;
 pub mod exact;
 pub mod format;
 pub mod hamming;
+pub mod mih;
 mod records;
 mod section;
 pub mod vectors;
