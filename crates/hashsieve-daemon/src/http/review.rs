@@ -646,19 +646,19 @@ mod tests {
         let hotline = state.hotline.clone().unwrap();
         let busy = std::thread::spawn(move || {
             let _store = hotline.store();
-            locked.send(()).unwrap();
+            locked.send(std::time::Instant::now()).unwrap();
             std::thread::sleep(Duration::from_secs(2));
         });
-        is_locked.recv().unwrap();
+        // The store is free 2 s after this instant, not before.
+        let held_from = is_locked.recv().unwrap();
         let request = Request::post(format!("/v1/review/groups/{}/verdict", group.0))
             .header("authorization", "Bearer analyst-token")
             .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))))
             .body(Body::from(r#"{"kind": "legal"}"#))
             .unwrap();
-        let started = std::time::Instant::now();
         let response = router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "answered once written, not 408");
-        assert!(started.elapsed() >= Duration::from_secs(2), "it waited for the store");
+        assert!(held_from.elapsed() >= Duration::from_secs(2), "it waited for the store");
         busy.join().unwrap();
 
         // Written once: one verdict in the item's history.
