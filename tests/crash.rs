@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hashsieve_core::store::Fingerprint;
+use hashsieve_core::index::dir::Fingerprint;
 
 type Value = [u8; 16];
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::IndexDir;
 use hashsieve_core::index::{IndexBuilder, ListOptions, ListRole};
-use hashsieve_core::store::IndexDir;
 
 mod daemon_support;
 use daemon_support::{Hashsieved, md5sum, sample};
@@ -328,8 +328,8 @@ fn replies_sessions_limits_and_bad_clients() {
 
 #[test]
 fn reload_swaps_in_changes_made_by_another_process() {
+    use hashsieve_core::index::dir::DirOptions;
     use hashsieve_core::matcher::Matcher;
-    use hashsieve_core::store::DirOptions;
 
     let mut daemon = start();
     let content = b"content listed while the daemon runs";

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::IndexDir;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
-use hashsieve_core::store::IndexDir;
 
 mod daemon_support;
 use daemon_support::{

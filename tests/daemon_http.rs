@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::IndexDir;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
-use hashsieve_core::store::IndexDir;
 use serde_json::Value;
 
 mod daemon_support;
@@ -226,8 +226,8 @@ fn sigterm_drains_and_exits_cleanly() {
 #[test]
 fn a_read_only_daemon_follows_changes_with_no_failed_request() {
     use hashsieve_core::delta::Removal;
+    use hashsieve_core::index::dir::DirOptions;
     use hashsieve_core::matcher::Matcher;
-    use hashsieve_core::store::DirOptions;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     let daemon = start_with(false);

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::{DirOptions, IndexDir};
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
-use hashsieve_core::store::{DirOptions, IndexDir};
 
 mod daemon_support;
 use daemon_support::{Hashsieved, SAMPLE_IMAGES as IMAGES, md5sum, sample};

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::IndexDir;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
 use hashsieve_core::signals::Signals;
-use hashsieve_core::store::IndexDir;
 use hashsieve_triage::model::{Outcome as TriageOutcome, Report, VerdictKind};
 use hashsieve_triage::{Triage, TriageOptions};
 use redis::Value;

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::IndexDir;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::signals::Signals;
-use hashsieve_core::store::IndexDir;
 use hashsieve_triage::Triage;
 use serde_json::{Value, json};
 

@@ -23,9 +23,9 @@ use hashsieve_core::delta::Removal;
 use hashsieve_core::delta::live::EntryAt;
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::{DirOptions, IndexDir};
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::{Matcher, Outcome};
-use hashsieve_core::store::{DirOptions, IndexDir};
 use serde_json::json;
 
 const PDQ_LIST: &str = "pdq";
@@ -129,7 +129,7 @@ fn time_queries(matcher: &Matcher, queries: &[Vec<Vec<u8>>]) -> (Vec<f64>, Vec<u
     let mut found = Vec::new();
     for query in queries {
         let started = Instant::now();
-        let live = matcher.live();
+        let live = matcher.current();
         let from_delta = live.view(|view| {
             found.clear();
             for hash in query {

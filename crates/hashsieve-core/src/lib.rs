@@ -16,12 +16,14 @@
 //! - [`perceptual`]: the 64-bit pHash, dHash and aHash of the img_hash family.
 //! - [`signals`]: all of the above for one input as one [`Signals`](signals::Signals) value,
 //!   and many inputs in parallel.
+//! - [`clock`]: the time stamps the stores record.
 //! - [`files`]: walking the files and directories a user names.
 //! - [`hashes`] and [`import`]: the hash kinds lists carry, and streaming importers for them.
 //! - [`index`]: hash lists built into one immutable, checksummed, memory-mapped file, with
 //!   exact lookup and complete Hamming-radius search.
-//! - [`delta`] and [`store`]: live list changes (adds, removals, allow-lists) in a durable log
-//!   beside the index file, and compaction that folds them in and swaps while queries run.
+//! - [`delta`] and the [index directory](index::dir): live list changes (adds, removals,
+//!   allow-lists) in a durable log beside the index file, and compaction that folds them in
+//!   and swaps while queries run.
 //! - [`matcher`]: the embedding API — check content or hashes, get every match with its
 //!   provenance.
 //!
@@ -44,6 +46,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod clock;
 pub mod decode;
 pub mod delta;
 pub mod digest;
@@ -56,4 +59,3 @@ pub mod matcher;
 pub mod pdq;
 pub mod perceptual;
 pub mod signals;
-pub mod store;

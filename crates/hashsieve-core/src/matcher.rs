@@ -35,17 +35,18 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::decode::DecodeLimits;
+use crate::delta::Refreshed;
 use crate::delta::live::{EntryIdentity, Found, View};
 use crate::delta::{Change, Removal};
 use crate::digest::{DigestKind, DigestSet};
 use crate::hashes::HashKind;
 use crate::import::ImportedEntry;
 pub use crate::index::IndexBytes;
+use crate::index::dir::{Compaction, DirOptions, Generation, IndexDir, IndexDirError, OpenReport, Receipt};
 use crate::index::{Index, IndexError, ListOptions, ListRole};
 use crate::pdq::Dihedral;
 use crate::perceptual::ImageHashKind;
 use crate::signals::{PdqMode, ReadError, SignalOptions, Signals};
-use crate::store::{Compaction, DirOptions, IndexDir, Live, OpenReport, Receipt, Refreshed, StoreError};
 
 /// The allow-list [`Matcher::allow`] adds to unless told otherwise.
 pub const DEFAULT_ALLOW_LIST: &str = "allow";
@@ -144,21 +145,21 @@ pub struct Matcher {
 
 impl Matcher {
     /// Opens an index file, or an index directory read-only.
-    pub fn open(path: &Path) -> Result<Matcher, StoreError> {
+    pub fn open(path: &Path) -> Result<Matcher, IndexDirError> {
         if path.is_dir() {
             let options = DirOptions { writable: false, compact_after: None, repair: false };
             return Ok(Matcher::open_dir(path, options)?.0);
         }
         let map = crate::index::format::map_file(path)
-            .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+            .map_err(|source| IndexDirError::Io { path: path.to_path_buf(), source })?;
         let index = Index::open(IndexBytes::Mapped(map))
-            .map_err(|source| StoreError::Index { path: path.to_path_buf(), source })?;
+            .map_err(|source| IndexDirError::Index { path: path.to_path_buf(), source })?;
         Ok(Matcher::new(IndexDir::from_index(index)))
     }
 
     /// Opens an index directory, for writing if `options` say so; the report says what
     /// recovery did.
-    pub fn open_dir(path: &Path, options: DirOptions) -> Result<(Matcher, OpenReport), StoreError> {
+    pub fn open_dir(path: &Path, options: DirOptions) -> Result<(Matcher, OpenReport), IndexDirError> {
         let (dir, report) = IndexDir::open(path, options)?;
         Ok((Matcher::new(dir), report))
     }
@@ -180,8 +181,8 @@ impl Matcher {
 
     /// The index as of now: its file and delta. Hold it no longer than needed; a compaction
     /// releases the old file only when its last holder drops it.
-    pub fn live(&self) -> Arc<Live> {
-        self.dir.live()
+    pub fn current(&self) -> Arc<Generation> {
+        self.dir.current()
     }
 
     /// The index directory.
@@ -192,7 +193,7 @@ impl Matcher {
     /// What [`Matcher::check_bytes`] computes: the digests and perceptual hashes the index has
     /// entries of, now. Change its limits with [`Matcher::set_signal_limits`].
     pub fn signal_options(&self) -> SignalOptions {
-        let kinds = self.live().view(|view| view.kinds());
+        let kinds = self.current().view(|view| view.kinds());
         let mut signals = signal_options(&kinds, &self.options);
         if let Some((limits, max_image_bytes)) = self.limits {
             signals.limits = limits;
@@ -219,7 +220,7 @@ impl Matcher {
     /// Matches hashes computed elsewhere.
     pub fn check_signals(&self, signals: &Signals) -> Verdict {
         let weak_pdq = signals.pdq.is_some_and(|pdq| pdq.quality < self.options.min_pdq_quality);
-        let matches = self.live().view(|view| {
+        let matches = self.current().view(|view| {
             // Each entry once, at its smallest distance over the query's hashes.
             let mut found: BTreeMap<(HashKind, EntryIdentity), (Found, Option<Dihedral>)> = BTreeMap::new();
             let mut buffer = Vec::new();
@@ -270,7 +271,7 @@ impl Matcher {
             HashKind::PHash | HashKind::DHash | HashKind::AHash => self.options.hamming_threshold,
             _ => None,
         };
-        let matches = self.live().view(|view| {
+        let matches = self.current().view(|view| {
             let mut found = Vec::new();
             view.search(kind, value, threshold, &mut found);
             resolve_all(&view, found.into_iter().map(|hit| (hit, None)).collect())
@@ -285,7 +286,7 @@ impl Matcher {
     }
 
     /// Applies changes as one batch, durably; see [`crate::delta`] for what they mean.
-    pub fn submit(&self, changes: Vec<Change>, actor: Option<&str>) -> Result<Receipt, StoreError> {
+    pub fn submit(&self, changes: Vec<Change>, actor: Option<&str>) -> Result<Receipt, IndexDirError> {
         self.dir.submit(changes, actor)
     }
 
@@ -295,14 +296,14 @@ impl Matcher {
         list: &str,
         entries: Vec<ImportedEntry>,
         actor: Option<&str>,
-    ) -> Result<Receipt, StoreError> {
+    ) -> Result<Receipt, IndexDirError> {
         let changes =
             entries.into_iter().map(|entry| Change::Add { list: list.to_string(), entry }).collect();
         self.submit(changes, actor)
     }
 
     /// Withdraws entries.
-    pub fn remove(&self, removals: Vec<Removal>, actor: Option<&str>) -> Result<Receipt, StoreError> {
+    pub fn remove(&self, removals: Vec<Removal>, actor: Option<&str>) -> Result<Receipt, IndexDirError> {
         self.submit(removals.into_iter().map(Change::Remove).collect(), actor)
     }
 
@@ -313,9 +314,9 @@ impl Matcher {
         list: Option<&str>,
         entries: Vec<ImportedEntry>,
         actor: Option<&str>,
-    ) -> Result<Receipt, StoreError> {
+    ) -> Result<Receipt, IndexDirError> {
         let name = list.unwrap_or(DEFAULT_ALLOW_LIST);
-        let existing = self.live().view(|view| view.delta.list(name).map(|list| list.options()));
+        let existing = self.current().view(|view| view.delta.list(name).map(|list| list.options()));
         let options =
             existing.unwrap_or_else(|| ListOptions { role: ListRole::Allow, ..ListOptions::new(name) });
         if options.role != ListRole::Allow {
@@ -337,12 +338,12 @@ impl Matcher {
         options: Option<ListOptions>,
         entries: Vec<ImportedEntry>,
         actor: Option<&str>,
-    ) -> Result<Refreshed, StoreError> {
+    ) -> Result<Refreshed, IndexDirError> {
         self.dir.refresh(list, options, entries, actor)
     }
 
     /// Folds the delta into a new index file and swaps it in; queries go on meanwhile.
-    pub fn compact(&self) -> Result<Compaction, StoreError> {
+    pub fn compact(&self) -> Result<Compaction, IndexDirError> {
         self.dir.compact()
     }
 }

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hashsieve_core::delta::{Change, Removal};
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::{DirOptions, IndexDir, IndexDirError};
 use hashsieve_core::index::{IndexBuilder, ListOptions, ListRole};
 use hashsieve_core::matcher::{Matcher, Outcome};
-use hashsieve_core::store::{DirOptions, IndexDir, StoreError};
 use proptest::prelude::*;
 
 /// A match as the tests compare it: list, id, category, distance, and whether it is on an
@@ -194,7 +194,7 @@ fn check(matcher: &Matcher, model: &Model) -> Result<(), TestCaseError> {
     }
     // The whole logical set, entry by entry.
     let mut all: Vec<(String, ImportedEntry)> = Vec::new();
-    matcher.live().view(|view| view.for_each_entry(|e| all.push((e.list.name.clone(), e.to_entry()))));
+    matcher.current().view(|view| view.for_each_entry(|e| all.push((e.list.name.clone(), e.to_entry()))));
     let key = |(l, e): &(String, ImportedEntry)| {
         (l.clone(), e.kind, e.value.clone(), e.id.clone(), e.category.clone())
     };
@@ -289,18 +289,18 @@ fn changes_are_refused_before_anything_is_written() {
     create(&dir, &mut Model::default());
     let matcher = open(&dir);
     let unknown = matcher.add("nope", vec![entry(Some(1), 0, &[], None, 0)], None);
-    assert!(matches!(unknown, Err(StoreError::Change(_))), "{unknown:?}");
+    assert!(matches!(unknown, Err(IndexDirError::Change(_))), "{unknown:?}");
     let conflict =
         matcher.submit(vec![Change::DefineList(ListOptions { pdq_threshold: 5, ..list_options(0) })], None);
-    assert!(matches!(conflict, Err(StoreError::Change(_))), "{conflict:?}");
+    assert!(matches!(conflict, Err(IndexDirError::Change(_))), "{conflict:?}");
     let short = matcher.add(LISTS[0], vec![ImportedEntry::new(HashKind::Md5, vec![1; 3])], None);
-    assert!(matches!(short, Err(StoreError::Change(_))), "{short:?}");
+    assert!(matches!(short, Err(IndexDirError::Change(_))), "{short:?}");
     let receipt = matcher.add(LISTS[0], vec![entry(Some(1), 0, &[], None, 0)], None).unwrap();
     assert_eq!(receipt.seq, 1, "refused batches take no sequence number");
-    assert!(matches!(IndexDir::open(&dir, DirOptions::default()), Err(StoreError::Busy(_))));
+    assert!(matches!(IndexDir::open(&dir, DirOptions::default()), Err(IndexDirError::Busy(_))));
     drop(matcher);
     let readonly = Matcher::open(&dir).unwrap();
-    assert!(matches!(readonly.add(LISTS[0], vec![], None), Err(StoreError::ReadOnly)));
+    assert!(matches!(readonly.add(LISTS[0], vec![], None), Err(IndexDirError::ReadOnly)));
     assert_eq!(readonly.check_hash(HashKind::Md5, &md5(1)).outcome, Outcome::Known);
 }
 

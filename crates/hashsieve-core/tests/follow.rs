@@ -9,9 +9,9 @@ use hashsieve_core::delta::log::encode_record;
 use hashsieve_core::delta::{Batch, Change};
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
+use hashsieve_core::index::dir::{DirOptions, Fingerprint, IndexDir, IndexDirError};
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
-use hashsieve_core::store::{DirOptions, Fingerprint, IndexDir, StoreError};
 
 const LIST: &str = "known";
 
@@ -32,7 +32,7 @@ fn writer(dir: &Path) -> Matcher {
     Matcher::open_dir(dir, DirOptions { compact_after: None, ..DirOptions::default() }).unwrap().0
 }
 
-fn follower(dir: &Path) -> Result<Matcher, StoreError> {
+fn follower(dir: &Path) -> Result<Matcher, IndexDirError> {
     Matcher::open(dir)
 }
 
@@ -41,7 +41,7 @@ fn found(matcher: &Matcher, n: u8) -> Vec<u8> {
     (0..n)
         .filter(|&i| {
             let value = md5(i);
-            matcher.live().view(|view| {
+            matcher.current().view(|view| {
                 let mut hits = Vec::new();
                 view.search(HashKind::Md5, &value, None, &mut hits);
                 !hits.is_empty()
@@ -127,7 +127,7 @@ fn a_damaged_mark_stops_a_follower_until_the_writer_rewrites_it() {
     bytes[20] ^= 1;
     std::fs::write(&mark, &bytes).unwrap();
     match follower(&dir) {
-        Err(StoreError::Corrupt { file, .. }) => assert_eq!(file, mark),
+        Err(IndexDirError::DamagedMark { file, .. }) => assert_eq!(file, mark),
         other => panic!("a damaged mark is corruption, not a guess: {other:?}"),
     }
     drop(writer(&dir));

@@ -77,7 +77,7 @@ impl Hotline {
             .with_context(|| format!("triage.store {}", path.display()))?;
         let fetcher = Fetcher::new(config.fetch.clone()).context("[fetch]")?;
         if let Some(list) = &config.triage.export_list {
-            let exists = matcher.live().view(|view| view.delta.list(list).is_some());
+            let exists = matcher.current().view(|view| view.delta.list(list).is_some());
             if !exists {
                 matcher
                     .submit(vec![Change::DefineList(ListOptions::new(list.as_str()))], Some(EXPORT_ACTOR))

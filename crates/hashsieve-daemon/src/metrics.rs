@@ -229,8 +229,8 @@ impl Metrics {
 
     /// The metrics as OpenMetrics text, with the index gauges read from `matcher` now.
     pub fn encode(&self, matcher: &Matcher) -> String {
-        let live = matcher.live();
-        self.generation.set(live.generation() as i64);
+        let live = matcher.current();
+        self.generation.set(live.number() as i64);
         let (entries, added, changes) = live.view(|view| {
             let entries: Vec<(&'static str, usize)> =
                 view.base.kinds().iter().map(|&kind| (kind.name(), view.base.len(kind))).collect();

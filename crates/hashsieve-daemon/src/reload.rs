@@ -2,7 +2,7 @@
 //! change or compaction in the index directory, or an index file replaced by rename — and
 //! swaps the reopened index in while requests go on; each request keeps the index it started
 //! with. SIGHUP or clamd's `RELOAD` forces a reload. A reload that fails leaves the old index serving.
-//! A directory is followed up to its writer's durable mark (see `hashsieve_core::store`), so
+//! A directory is followed up to its writer's durable mark (see `hashsieve_core::index::dir`), so
 //! a follower serves only acknowledged changes.
 //!
 //! A writable daemon makes the changes itself and sees them at once; it has nothing to reload.
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hashsieve_core::decode::DecodeLimits;
+use hashsieve_core::index::dir::{DirOptions, Fingerprint};
 use hashsieve_core::matcher::Matcher;
-use hashsieve_core::store::{DirOptions, Fingerprint};
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -77,7 +77,7 @@ pub async fn watch(state: Arc<AppState>, config: Config) {
         .await;
         match reopened {
             Ok(Ok(matcher)) => {
-                let generation = matcher.live().generation();
+                let generation = matcher.current().number();
                 // Counted first: whoever sees the new index also sees the reload counted.
                 state.metrics.reloaded();
                 state.matcher.store(Arc::new(matcher));

@@ -115,7 +115,7 @@ pub enum TriageError {
         list: String,
         /// What the matcher said.
         #[source]
-        source: hashsieve_core::store::StoreError,
+        source: hashsieve_core::index::dir::IndexDirError,
     },
 }
 

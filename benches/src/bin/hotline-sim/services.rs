@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hashsieve_core::digest::{DigestKind, DigestSet, digest_bytes};
 use hashsieve_core::index::IndexBuilder;
-use hashsieve_core::store::IndexDir;
+use hashsieve_core::index::dir::IndexDir;
 
 use crate::queue::{HASHED, Queue, REPORTS};
 

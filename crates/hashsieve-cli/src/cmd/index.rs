@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::{ArgMatches, Args, Subcommand};
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::{self, ImportReport, ImportedEntry, Mode};
+use hashsieve_core::index::dir::{DirOptions, IndexDir};
 use hashsieve_core::index::{Index, IndexBuilder, ListOptions, Metric, VectorDistance};
-use hashsieve_core::store::{DirOptions, IndexDir};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::Outcome;
@@ -378,11 +378,11 @@ fn inspect_dir(path: &Path) -> anyhow::Result<Outcome> {
     let options = DirOptions { writable: false, compact_after: None, repair: false };
     let (dir, report) = IndexDir::open(path, options)
         .with_context(|| format!("cannot open index directory {}", path.display()))?;
-    let live = dir.live();
-    let base = path.join(format!("base-{:020}.hsi", live.generation()));
+    let live = dir.current();
+    let base = path.join(format!("base-{:020}.hsi", live.number()));
     inspect(&base)?;
     live.view(|view| {
-        println!("delta (generation {}):", live.generation());
+        println!("delta (generation {}):", live.number());
         println!("  batches replayed     {}", report.batches);
         println!("  changes since base   {}", view.delta.changes());
         println!("  entries added        {}", view.delta.added());
@@ -411,7 +411,7 @@ fn verify(path: &Path) -> anyhow::Result<Outcome> {
         let options = DirOptions { writable: false, compact_after: None, repair: false };
         let (dir, report) = IndexDir::open(path, options)
             .with_context(|| format!("{} failed verification", path.display()))?;
-        dir.live()
+        dir.current()
             .base()
             .verify()
             .with_context(|| format!("{}: index file failed verification", path.display()))?;

@@ -1,7 +1,7 @@
 //! `hashsieve list …`: change the lists of an index directory without a rebuild.
 //!
 //! Every change is written to the directory's delta log and fsync'd before the command says it
-//! is done; see `hashsieve_core::store`.
+//! is done; see `hashsieve_core::index::dir`.
 
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -12,9 +12,9 @@ use clap::{Args, Subcommand};
 use hashsieve_core::delta::{Change, ChangeJson, Removal};
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::{ImportedEntry, Mode};
+use hashsieve_core::index::dir::{DEFAULT_COMPACT_AFTER, DirOptions, OsStorage, Receipt, read_logs};
 use hashsieve_core::index::{ListOptions, ListRole, VectorDistance};
 use hashsieve_core::matcher::Matcher;
-use hashsieve_core::store::{self, DirOptions, Receipt};
 use serde::Serialize;
 
 use super::index::{ListFormat, ListPlan, format_of, import_list, list_spec, parse_distance, report_import};
@@ -195,7 +195,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     writers: usize,
     /// Compact automatically once the delta holds this many changes.
-    #[arg(long, value_name = "CHANGES", default_value_t = store::DEFAULT_COMPACT_AFTER)]
+    #[arg(long, value_name = "CHANGES", default_value_t = DEFAULT_COMPACT_AFTER)]
     compact_after: u64,
     #[command(flatten)]
     actor: ActorArg,
@@ -285,7 +285,7 @@ fn add(args: AddArgs) -> anyhow::Result<Outcome> {
     let matcher = open_writable(&args.dir)?;
     let mut changes = Vec::new();
     if args.create {
-        let existing = matcher.live().view(|view| view.delta.list(&args.list).map(|l| l.options()));
+        let existing = matcher.current().view(|view| view.delta.list(&args.list).map(|l| l.options()));
         changes.push(Change::DefineList(existing.unwrap_or_else(|| ListOptions::new(args.list.clone()))));
     }
     changes.extend(new.into_iter().map(|entry| Change::Add { list: args.list.clone(), entry }));
@@ -330,7 +330,7 @@ fn refresh(args: RefreshArgs) -> anyhow::Result<Outcome> {
         bail!("list {}: a {format:?} list needs exactly one --kind", path.display());
     }
     let matcher = open_writable(&args.dir)?;
-    let existing = matcher.live().view(|view| view.delta.list(&name).map(|l| l.options()));
+    let existing = matcher.current().view(|view| view.delta.list(&name).map(|l| l.options()));
     let given = args.pdq_threshold.is_some()
         || args.hamming_threshold.is_some()
         || args.photodna_distance.is_some()
@@ -394,7 +394,8 @@ struct BatchJson<'a> {
 }
 
 fn log(dir: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let logs = store::read_logs(dir).with_context(|| format!("cannot read the logs of {}", dir.display()))?;
+    let logs = read_logs(&OsStorage::new(dir))
+        .with_context(|| format!("cannot read the logs of {}", dir.display()))?;
     let mut out = BufWriter::new(io::stdout().lock());
     for (path, contents) in &logs {
         if !json {
@@ -539,7 +540,7 @@ fn dump(dir: &DirArg) -> anyhow::Result<Outcome> {
     let matcher = open(&dir.dir, DirOptions { writable: false, compact_after: None, repair: false })?;
     let mut out = BufWriter::new(io::stdout().lock());
     let mut result = Ok(());
-    matcher.live().view(|view| {
+    matcher.current().view(|view| {
         view.for_each_entry(|entry| {
             if result.is_ok() {
                 let json = EntryJson {

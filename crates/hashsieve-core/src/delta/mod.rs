@@ -5,7 +5,7 @@
 //! acknowledged ([`log`] has the bytes); in memory they form a [`Delta`](live) that every query
 //! consults together with the index file, so a query sees *base + adds − removals*, and matches
 //! of allow-listed content are reported as suppressed. Compaction folds the delta into a new
-//! index file; the [index directory](crate::store) holds the files and swaps them.
+//! index file; the [index directory](crate::index::dir) holds the files and swaps them.
 //!
 //! The semantics, which the brute-force model in the tests follows:
 //!
@@ -18,10 +18,15 @@
 
 pub mod live;
 pub mod log;
+mod refresh;
+
+use std::collections::HashMap;
 
 use crate::hashes::HashKind;
 use crate::import::ImportedEntry;
 use crate::index::{ListOptions, ListRole};
+
+pub use self::refresh::{Refreshed, list_difference};
 
 /// One change to the lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +92,15 @@ pub enum ChangeError {
     /// The change is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The batch's log record would be larger than the log allows.
+    #[error(
+        "the batch is {bytes} bytes, larger than a log record may be (256 MiB): split it, or \
+         rebuild the index with `hashsieve index build`"
+    )]
+    TooLarge {
+        /// The record's size.
+        bytes: usize,
+    },
 }
 
 /// Checks a change on its own: lengths, limits and required fields.
@@ -146,6 +160,39 @@ pub fn check_change(change: &Change) -> Result<(), ChangeError> {
             }
         }
     }
+}
+
+/// Checks a batch against the lists as they will be when it applies; returns the lists it
+/// defines.
+pub fn check_batch(
+    lists: &HashMap<String, ListOptions>,
+    changes: &[Change],
+) -> Result<Vec<(String, ListOptions)>, ChangeError> {
+    let mut defined: Vec<(String, ListOptions)> = Vec::new();
+    let find = |name: &str, defined: &[(String, ListOptions)]| {
+        lists.get(name).cloned().or_else(|| defined.iter().find(|(n, _)| n == name).map(|(_, o)| o.clone()))
+    };
+    for change in changes {
+        check_change(change)?;
+        match change {
+            Change::DefineList(options) => match find(&options.name, &defined) {
+                Some(existing) if existing != *options => {
+                    return Err(ChangeError::ListConflict(options.name.clone()));
+                }
+                Some(_) => {}
+                None => defined.push((options.name.clone(), options.clone())),
+            },
+            Change::Add { list, .. } => {
+                find(list, &defined).ok_or_else(|| ChangeError::UnknownList(list.clone()))?;
+            }
+            Change::Remove(removal) => {
+                if let Some(list) = &removal.list {
+                    find(list, &defined).ok_or_else(|| ChangeError::UnknownList(list.clone()))?;
+                }
+            }
+        }
+    }
+    Ok(defined)
 }
 
 /// A change as JSON, for command lines, HTTP APIs and logs: `{"op": "add", "list": …,

@@ -38,6 +38,7 @@
 //! ```
 
 mod build;
+pub mod dir;
 pub mod exact;
 pub mod format;
 pub mod hamming;

@@ -181,7 +181,7 @@ async fn execute<T: Transport>(
 }
 
 fn version(clamd: &Clamd) -> String {
-    let generation = clamd.state.matcher.load().live().generation();
+    let generation = clamd.state.matcher.load().current().number();
     format!("hashsieve {}/{generation}", env!("CARGO_PKG_VERSION"))
 }
 

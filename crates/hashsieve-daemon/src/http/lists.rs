@@ -11,10 +11,10 @@ use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hashsieve_core::delta::ChangeJson;
+use hashsieve_core::delta::Refreshed;
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::{ImportedEntry, Mode, import_csv, import_lines, import_vics};
 use hashsieve_core::index::{ListOptions, ListRole};
-use hashsieve_core::store::Refreshed;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Deadline, actor, authorize, blocking, json, parse_json, read_body};
@@ -192,7 +192,7 @@ pub(super) async fn refresh(
             _ => import_vics(reader, &name, &kinds, mode, sink),
         }
         .map_err(|err| unprocessable(err.to_string()))?;
-        let existing = matcher.live().view(|view| view.delta.list(&name).map(|list| list.options()));
+        let existing = matcher.current().view(|view| view.delta.list(&name).map(|list| list.options()));
         let mut options = existing.unwrap_or_else(|| ListOptions::new(name.clone()));
         if let Some(role) = query.role {
             options.role = role;

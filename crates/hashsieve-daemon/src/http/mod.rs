@@ -177,12 +177,12 @@ struct Readiness {
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let live = state.matcher.load().live();
+    let live = state.matcher.load().current();
     let (entries, delta_changes) = live.view(|view| {
         let base: u64 = view.base.kinds().iter().map(|&kind| view.base.len(kind) as u64).sum();
         (base + view.delta.added() as u64, view.delta.changes())
     });
-    json(&Readiness { ready: true, generation: live.generation(), entries, delta_changes })
+    json(&Readiness { ready: true, generation: live.number(), entries, delta_changes })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hashsieve_core::store::StoreError;
+use hashsieve_core::index::dir::IndexDirError;
 use serde::Serialize;
 
 use crate::slots::{Busy, HashingError};
@@ -99,13 +99,13 @@ impl From<HashingError> for Problem {
     }
 }
 
-impl From<StoreError> for Problem {
-    fn from(err: StoreError) -> Problem {
+impl From<IndexDirError> for Problem {
+    fn from(err: IndexDirError) -> Problem {
         match err {
-            StoreError::Change(change) => {
+            IndexDirError::Change(change) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-change", change.to_string())
             }
-            StoreError::ReadOnly => Problem::new(
+            IndexDirError::ReadOnly => Problem::new(
                 StatusCode::CONFLICT,
                 "read-only",
                 "the index is served read-only; set `writable = true` to change lists",

@@ -173,9 +173,9 @@ pub async fn serve_connection<T: AsyncRead + AsyncWrite + Unpin>(
 /// compaction or reload gives a new generation, a live change a new sequence number) and a
 /// proxy knows earlier answers may be stale.
 fn istag(icap: &Icap) -> String {
-    let live = icap.state.matcher.load().live();
+    let live = icap.state.matcher.load().current();
     let seq = live.view(|view| view.delta.last_seq());
-    format!("\"hs-{}-{seq}\"", live.generation())
+    format!("\"hs-{}-{seq}\"", live.number())
 }
 
 /// Answers one request; returns the response's status code.

@@ -7,11 +7,11 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use hashsieve_core::digest::{DigestSet, digest_bytes};
+use hashsieve_core::index::dir::{DirOptions, IndexDir};
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
-use hashsieve_core::store::{DirOptions, IndexDir};
 use hashsieve_triage::model::{Outcome, Report};
 use hashsieve_triage::{Triage, TriageError, TriageOptions};
 use image::codecs::jpeg::JpegEncoder;
