@@ -1,0 +1,250 @@
+//! Review: the queue of pending groups, the analysts' verdicts on groups and items, splits,
+//! and the history and records of items, groups and reports.
+
+use super::{Filed, Standing, Triage, now_ms};
+use crate::error::TriageError;
+use crate::model::{
+    Basis, Event, EventKind, Group, GroupId, GroupPage, GroupState, GroupSummary, Grouping, HistoryOf, Item,
+    ItemId, ItemState, Outcome, ReportRecord, Verdict, VerdictKind,
+};
+use crate::near::NearStatus;
+use crate::store;
+
+impl Triage {
+    /// A page of groups awaiting review, in the order they were started, `limit` at most,
+    /// starting after the group `after` (the previous page's [`GroupPage::next`]).
+    pub fn pending_groups(&self, limit: usize, after: Option<GroupId>) -> Result<GroupPage, TriageError> {
+        self.read("list pending groups", |txn| {
+            let pending = txn.open_table(store::PENDING_GROUPS)?;
+            let groups = txn.open_table(store::GROUPS)?;
+            let items = txn.open_table(store::ITEMS)?;
+            let start = after.map_or(0, |group| group.0.saturating_add(1));
+            let mut page = Vec::new();
+            let mut more = false;
+            for entry in pending.range(start..)? {
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                let id = GroupId(entry?.0.value());
+                let group = store::group(&groups, id)?;
+                let members: Vec<Item> =
+                    group.members.iter().map(|&id| store::item(&items, id)).collect::<Result<_, _>>()?;
+                let oldest_report_ms = members.iter().map(|item| item.first_reported_ms).min().unwrap_or(0);
+                page.push(GroupSummary {
+                    group: id,
+                    representative: representative(&members),
+                    members: members.len(),
+                    oldest_report_ms,
+                });
+            }
+            let next = if more { page.last().map(|summary| summary.group) } else { None };
+            Ok(GroupPage { groups: page, next })
+        })
+    }
+
+    /// Gives every member of a pending group the verdict, recording that they got it through
+    /// the group (shown by its representative). Returns the members.
+    pub fn assess_group(
+        &mut self,
+        group: GroupId,
+        verdict: VerdictKind,
+        analyst: &str,
+        note: Option<&str>,
+    ) -> Result<Vec<ItemId>, TriageError> {
+        let now = now_ms();
+        let members = self.write("assess group", |tables| {
+            let mut record = store::group(&tables.groups, group)?;
+            if record.state != GroupState::Pending {
+                return Err(TriageError::GroupNotPending(group).into());
+            }
+            let mut members: Vec<Item> =
+                record.members.iter().map(|&id| store::item(&tables.items, id)).collect::<Result<_, _>>()?;
+            let representative = representative(&members);
+            let given = Verdict {
+                kind: verdict,
+                analyst: analyst.to_string(),
+                at_ms: now,
+                note: note.map(str::to_string),
+                basis: Basis::Group { group, representative },
+            };
+            for item in &mut members {
+                item.state = ItemState::Assessed;
+                item.verdicts.push(given.clone());
+                tables.put_item(item)?;
+                tables.add_event(item.id, now, EventKind::Assessed { verdict: given.clone() })?;
+                tables.log_verdict(item.id)?;
+            }
+            record.state = GroupState::Assessed;
+            tables.put_group(&record)?;
+            tables.pending_groups.remove(group.0)?;
+            Ok(record.members)
+        })?;
+        for &item in &members {
+            self.near.set_status(item, NearStatus::Assessed);
+            self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Assessed));
+        }
+        Ok(members)
+    }
+
+    /// Moves `items` out of a pending group into a new pending group, when a reviewer finds
+    /// they are not the same as the rest. Some members must stay.
+    pub fn split_group(&mut self, group: GroupId, items: &[ItemId]) -> Result<GroupId, TriageError> {
+        let now = now_ms();
+        let mut moving = items.to_vec();
+        moving.sort_unstable();
+        moving.dedup();
+        let new_group = self.write("split group", |tables| {
+            let mut record = store::group(&tables.groups, group)?;
+            if record.state != GroupState::Pending {
+                return Err(TriageError::GroupNotPending(group).into());
+            }
+            if let Some(&item) = moving.iter().find(|item| !record.members.contains(item)) {
+                return Err(TriageError::NotInGroup { group, item }.into());
+            }
+            if moving.is_empty() || moving.len() == record.members.len() {
+                let (moving, members) = (moving.len(), record.members.len());
+                return Err(TriageError::BadSplit { group, moving, members }.into());
+            }
+            let id = tables.new_group_id()?;
+            let members: Vec<ItemId> =
+                record.members.iter().copied().filter(|m| moving.contains(m)).collect();
+            record.members.retain(|member| !moving.contains(member));
+            tables.put_group(&record)?;
+            for &member in &members {
+                let mut item = store::item(&tables.items, member)?;
+                item.state = ItemState::Pending { group: id };
+                tables.put_item(&item)?;
+                let what = EventKind::Grouped { group: id, why: Grouping::Split { from: group } };
+                tables.add_event(member, now, what)?;
+            }
+            let split =
+                Group { id, members, state: GroupState::Pending, created_ms: now, split_from: Some(group) };
+            tables.put_group(&split)?;
+            tables.pending_groups.insert(id.0, ())?;
+            Ok(id)
+        })?;
+        for &item in &moving {
+            self.near.set_status(item, NearStatus::Pending(new_group));
+            self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Pending(new_group)));
+        }
+        Ok(new_group)
+    }
+
+    /// Gives one item a verdict, taking it out of its group if it was pending. An item that
+    /// was assessed gets the new verdict on top (a correction; its history keeps both).
+    pub fn assess_item(
+        &mut self,
+        item: ItemId,
+        verdict: VerdictKind,
+        analyst: &str,
+        note: Option<&str>,
+    ) -> Result<(), TriageError> {
+        let now = now_ms();
+        self.write("assess item", |tables| {
+            let mut record = store::item(&tables.items, item)?;
+            if let ItemState::Pending { group } = record.state {
+                let mut pending = store::group(&tables.groups, group)?;
+                pending.members.retain(|&member| member != item);
+                if pending.members.is_empty() {
+                    pending.state = GroupState::Emptied;
+                    tables.pending_groups.remove(group.0)?;
+                }
+                tables.put_group(&pending)?;
+            }
+            let given = Verdict {
+                kind: verdict,
+                analyst: analyst.to_string(),
+                at_ms: now,
+                note: note.map(str::to_string),
+                basis: Basis::Direct,
+            };
+            record.state = ItemState::Assessed;
+            record.verdicts.push(given.clone());
+            tables.put_item(&record)?;
+            tables.add_event(item, now, EventKind::Assessed { verdict: given })?;
+            tables.log_verdict(item)?;
+            Ok(())
+        })?;
+        self.near.set_status(item, NearStatus::Assessed);
+        self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Assessed));
+        Ok(())
+    }
+
+    /// The history of a report (its item's, or for known content the report alone) or of an
+    /// item, oldest first.
+    pub fn history(&self, of: HistoryOf<'_>) -> Result<Vec<Event>, TriageError> {
+        self.read("history", |txn| {
+            let item = match of {
+                HistoryOf::Item(item) => item,
+                HistoryOf::Report(id) => {
+                    let report = store::report(&txn.open_table(store::REPORTS)?, id)?
+                        .ok_or_else(|| TriageError::UnknownReport(id.to_string()))?;
+                    match (report.item, report.outcome) {
+                        (Some(item), _) => item,
+                        (None, Outcome::Known { matches }) => {
+                            let what = EventKind::Known { report: report.id, source: report.source, matches };
+                            return Ok(vec![Event { at_ms: report.received_ms, item: None, what }]);
+                        }
+                        (None, _) => {
+                            return Err(TriageError::Missing {
+                                what: "item of report",
+                                key: format!("{id:?}"),
+                            }
+                            .into());
+                        }
+                    }
+                }
+            };
+            store::item(&txn.open_table(store::ITEMS)?, item)?;
+            let events = txn.open_table(store::EVENTS)?;
+            let mut out = Vec::new();
+            for entry in events.range((item.0, 0)..=(item.0, u64::MAX))? {
+                let (key, value) = entry?;
+                let (item, seq) = key.value();
+                out.push(store::decode(value.value(), "event", format!("{item}/{seq}"))?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// An item.
+    pub fn item(&self, id: ItemId) -> Result<Item, TriageError> {
+        self.read("read item", |txn| store::item(&txn.open_table(store::ITEMS)?, id))
+    }
+
+    /// The ids of every report of an item, in id order.
+    pub fn reports_of(&self, id: ItemId) -> Result<Vec<String>, TriageError> {
+        self.read("read item reports", |txn| {
+            store::item(&txn.open_table(store::ITEMS)?, id)?;
+            let table = txn.open_table(store::ITEM_REPORTS)?;
+            let mut out = Vec::new();
+            for entry in table.range((id.0, "")..(id.0.saturating_add(1), ""))? {
+                out.push(entry?.0.value().1.to_string());
+            }
+            Ok(out)
+        })
+    }
+
+    /// A group.
+    pub fn group(&self, id: GroupId) -> Result<Group, TriageError> {
+        self.read("read group", |txn| store::group(&txn.open_table(store::GROUPS)?, id))
+    }
+
+    /// A report as recorded.
+    pub fn report(&self, id: &str) -> Result<ReportRecord, TriageError> {
+        self.read("read report", |txn| {
+            Ok(store::report(&txn.open_table(store::REPORTS)?, id)?
+                .ok_or_else(|| TriageError::UnknownReport(id.to_string()))?)
+        })
+    }
+}
+
+/// The member to show for a group: the best PDQ quality (the clearest picture), then the
+/// earliest.
+fn representative(members: &[Item]) -> ItemId {
+    members
+        .iter()
+        .max_by_key(|item| (item.pdq.map_or(0, |pdq| u16::from(pdq.quality) + 1), std::cmp::Reverse(item.id)))
+        .map_or(ItemId(0), |item| item.id)
+}
