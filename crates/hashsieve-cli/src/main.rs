@@ -1,7 +1,9 @@
 //! The `hashsieve` command: a thin front end over `hashsieve-core`.
 //!
 //! This crate only parses arguments, prints results and draws progress; every piece of work
-//! that a program embedding the library would also need lives in `hashsieve-core`.
+//! that a program embedding the library would also need lives in `hashsieve-core`. `serve`,
+//! which runs the daemon's HTTP listener in-process, is the default feature `serve`: without
+//! it (`--no-default-features`) the command links neither the daemon nor its network stack.
 
 mod cmd;
 mod output;
@@ -30,6 +32,7 @@ enum Command {
     List(cmd::list::ListCommand),
     Match(cmd::scan::MatchArgs),
     Scan(cmd::scan::ScanArgs),
+    #[cfg(feature = "serve")]
     Serve(cmd::serve::ServeArgs),
     Manpages(cmd::manual::ManpagesArgs),
     Completions(cmd::manual::CompletionsArgs),
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::List(command) => cmd::list::run(command),
         Command::Match(args) => cmd::scan::run_match(args),
         Command::Scan(args) => cmd::scan::run_scan(args),
+        #[cfg(feature = "serve")]
         Command::Serve(args) => cmd::serve::run(args),
         Command::Manpages(args) => cmd::manual::run_manpages(args),
         Command::Completions(args) => cmd::manual::run_completions(args),

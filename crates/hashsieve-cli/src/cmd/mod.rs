@@ -5,4 +5,5 @@ pub mod index;
 pub mod list;
 pub mod manual;
 pub mod scan;
+#[cfg(feature = "serve")]
 pub mod serve;
