@@ -5,6 +5,8 @@
 //! which runs the daemon's HTTP listener in-process, is the default feature `serve`: without
 //! it (`--no-default-features`) the command links neither the daemon nor its network stack.
 
+#![forbid(unsafe_code)]
+
 mod cmd;
 mod output;
 mod progress;

@@ -46,6 +46,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod decode;
 pub mod delta;

@@ -3,7 +3,7 @@
 //! A hash list may name content by a cryptographic digest (MD5, SHA-1, …) or by a perceptual
 //! hash (PDQ, pHash, …), so a check needs both from the same bytes. [`Signals`] gathers them:
 //! the bytes are read once for every requested digest, decoded once (within
-//! [`DecodeLimits`](crate::decode::DecodeLimits)) for every requested perceptual hash, and each
+//! [`DecodeLimits`]) for every requested perceptual hash, and each
 //! signal that cannot be computed is recorded as a [`SignalError`] instead of failing the whole
 //! input — a file that is not an image still gets its digests, and a digest match still counts.
 //!

@@ -1,5 +1,7 @@
 //! `hashsieved`: the daemon. See the crate documentation and `docs/API.md`.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

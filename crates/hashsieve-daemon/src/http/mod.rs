@@ -25,7 +25,7 @@
 //! once the content has arrived; a request finding none free gets 503 with `Retry-After` at
 //! once rather than queueing without bound. Hash lookups run there too, under a slot.
 //!
-//! The parts: [`serve`] (hyper's HTTP/1 on the shared [connection
+//! The parts: [`serve`](mod@serve) (hyper's HTTP/1 on the shared [connection
 //! discipline](crate::listener)), [`problem`] (errors), [`extract`] (tokens, bodies, JSON),
 //! [`matching`], [`lists`] and [`review`] (the handlers).
 

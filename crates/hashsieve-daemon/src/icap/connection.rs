@@ -26,7 +26,7 @@ const LINGER_TIME: Duration = Duration::from_millis(500);
 /// The next piece of a chunked body.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece {
-    /// Body bytes, at most [`READ_SIZE`] of them.
+    /// Body bytes, at most 64 KiB of them (one read).
     Data(Bytes),
     /// The last chunk: the body ends, or with `ieof: false` after a preview, pauses until
     /// `100 Continue`.
