@@ -86,15 +86,8 @@ fn digests_equal_the_coreutils_tools_for_files_and_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.bin");
     // 5 MiB + 3 bytes of a simple pseudo-random sequence: crosses any internal chunk boundary.
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let bytes: Vec<u8> = (0..(5 << 20) + 3)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let mut bytes = vec![0; (5 << 20) + 3];
+    hashsieve_testkit::Rng::new(1).fill(&mut bytes);
     std::fs::write(&path, &bytes).unwrap();
 
     let output = run(&["hash", "--digests", "md5,sha1,sha256", path.to_str().unwrap()]);

@@ -22,27 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hashsieve_core::index::dir::Fingerprint;
+use hashsieve_testkit::Rng;
 
 type Value = [u8; 16];
 
 const LIST: &str = "hot";
 const ALLOW: &str = "allow";
 const BASE_ENTRIES: u32 = 20_000;
-
-/// A small, seeded generator: the test needs reproducible randomness, not quality.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn value(tag: u8, a: u32, b: u32, c: u8) -> Value {
     let mut v = [0u8; 16];
@@ -154,7 +140,7 @@ fn every_acknowledged_change_survives_kill_9() {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
         }) | 1;
     eprintln!("crash test: {trials} trials, HASHSIEVE_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("index");
     let mut present = create(&dir);

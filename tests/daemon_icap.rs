@@ -202,7 +202,7 @@ impl Squid {
         let dir = tempfile::tempdir().unwrap();
         // Squid started by root runs as the `proxy` user, which must write its logs here.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        let port = free_port();
+        let port = hashsieve_testkit::free_port();
         let snippet =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/squid-icap.conf"))
                 .unwrap();
@@ -264,10 +264,6 @@ fn squid_binary() -> &'static str {
         }
     }
     panic!("squid is not installed (Debian package squid; bash tests/run.sh installs it)");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn content_type(name: &str) -> &'static str {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
@@ -20,7 +20,10 @@ use hashsieve_triage::{Triage, TriageOptions};
 use redis::Value;
 
 mod daemon_support;
-use daemon_support::{Hashsieved, RedisServer, SAMPLE_IMAGES as IMAGES, md5sum, origin, reencoded, sample};
+use daemon_support::{
+    Hashsieved, RedisServer, SAMPLE_IMAGES as IMAGES, md5sum, origin, pdq_distance, reencoded, sample,
+};
+use hashsieve_testkit::wait_for;
 
 /// An index directory whose list `hot` holds the MD5s of the demo MD5 list.
 fn index(dir: &Path) -> std::path::PathBuf {
@@ -108,14 +111,6 @@ fn pending(connection: &mut redis::Connection) -> i64 {
     count
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn reports_are_fetched_or_taken_hashed_matched_and_published_once() {
     let temp = tempfile::tempdir().unwrap();
@@ -158,7 +153,8 @@ fn reports_are_fetched_or_taken_hashed_matched_and_published_once() {
 
     let _daemon = daemon(temp.path(), &index, &redis_server.url, "a", 2);
     wait_for("every report hashed", Duration::from_secs(30), || hashed(&mut connection).len() == 12);
-    std::thread::sleep(Duration::from_millis(300));
+    // Results are published and acknowledged in one script: once none is pending, no more come.
+    wait_for("every report acknowledged", Duration::from_secs(10), || pending(&mut connection) == 0);
     let results = hashed(&mut connection);
     assert!(results.values().all(|entries| entries.len() == 1), "one result per report: {results:?}");
     let one = |id: &str| results[id][0].clone();
@@ -222,7 +218,8 @@ fn a_daemon_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
 
     let _second = daemon(temp.path(), &index, &redis_server.url, "second", 2);
     wait_for("every report hashed", Duration::from_secs(60), || hashed(&mut connection).len() == 300);
-    std::thread::sleep(Duration::from_millis(500));
+    // Results are published and acknowledged in one script: once none is pending, no more come.
+    wait_for("every report acknowledged", Duration::from_secs(10), || pending(&mut connection) == 0);
     let results = hashed(&mut connection);
     assert_eq!(results.len(), 300, "no report lost");
     for (id, entries) in &results {
@@ -230,14 +227,6 @@ fn a_daemon_killed_mid_batch_loses_nothing_and_duplicates_nothing() {
         assert_eq!(entries[0]["md5"], hex::encode(expected[id].md5.unwrap()), "{id}");
     }
     assert_eq!(pending(&mut connection), 0, "nothing left pending");
-}
-
-/// The smallest PDQ distance between `a` and any rotation or mirror image of `b`, by core.
-fn pdq_distance(a: &[u8], b: &[u8]) -> u32 {
-    let options = hashsieve_triage::Triage::signal_options();
-    let (a, b) =
-        (Signals::from_bytes(a, &options).pdq.unwrap(), Signals::from_bytes(b, &options).pdq.unwrap());
-    b.dihedral.unwrap().iter().map(|variant| a.hash.hamming_distance(variant)).min().unwrap()
 }
 
 #[test]
@@ -286,7 +275,8 @@ fn the_deciding_daemon_confirms_known_inherits_verdicts_and_groups_the_new() {
     wait_for("every report decided", Duration::from_secs(30), || {
         entries(&mut connection, "hashsieve:results").len() == 7
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Results are published and acknowledged in one script: once none is pending, no more come.
+    wait_for("every report acknowledged", Duration::from_secs(10), || pending(&mut connection) == 0);
     let results = entries(&mut connection, "hashsieve:results");
     assert!(results.values().all(|entries| entries.len() == 1), "one decision per report: {results:?}");
     let decision = |id: &str| -> (String, serde_json::Value) {

@@ -16,7 +16,7 @@ use hashsieve_triage::Triage;
 use serde_json::{Value, json};
 
 mod daemon_support;
-use daemon_support::{Hashsieved, md5sum, origin, reencoded, request, sample, sha256_hex};
+use daemon_support::{Hashsieved, md5sum, origin, pdq_distance, reencoded, request, sample, sha256_hex};
 
 const REPORTER: &str = "reporter-token-for-tests";
 const ANALYST: &str = "analyst-token-for-tests";
@@ -83,14 +83,6 @@ impl Api {
     fn verdict(&self, path: &str, verdict: Value) -> Value {
         self.ok("POST", path, ANALYST, verdict.to_string().as_bytes())
     }
-}
-
-/// The smallest PDQ distance between `a` and any rotation or mirror image of `b`, by core.
-fn pdq_distance(a: &[u8], b: &[u8]) -> u32 {
-    let options = Triage::signal_options();
-    let (a, b) =
-        (Signals::from_bytes(a, &options).pdq.unwrap(), Signals::from_bytes(b, &options).pdq.unwrap());
-    b.dihedral.unwrap().iter().map(|variant| a.hash.hamming_distance(variant)).min().unwrap()
 }
 
 #[test]

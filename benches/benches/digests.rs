@@ -4,15 +4,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use hashsieve_core::digest::{DigestKind, DigestSet, digest_bytes, digest_reader};
 
 fn buffer(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    let mut bytes = vec![0; len];
+    hashsieve_testkit::Rng::new(1).fill(&mut bytes);
+    bytes
 }
 
 fn digests(c: &mut Criterion) {

@@ -11,21 +11,16 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::{Index, IndexBuilder, ListOptions, SearchOptions};
+use hashsieve_testkit::Rng;
 
 fn entries() -> usize {
     std::env::var("HASHSIEVE_BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn random_bytes(state: &mut u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            *state ^= *state >> 12;
-            *state ^= *state << 25;
-            *state ^= *state >> 27;
-            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
+fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    rng.fill(&mut bytes);
+    bytes
 }
 
 fn build(kind: HashKind, values: &[Vec<u8>]) -> Index<Vec<u8>> {
@@ -39,11 +34,11 @@ fn build(kind: HashKind, values: &[Vec<u8>]) -> Index<Vec<u8>> {
 
 fn exact(c: &mut Criterion) {
     let n = entries();
-    let mut state = 1;
-    let values: Vec<Vec<u8>> = (0..n).map(|_| random_bytes(&mut state, 16)).collect();
+    let mut rng = Rng::new(1);
+    let values: Vec<Vec<u8>> = (0..n).map(|_| random_bytes(&mut rng, 16)).collect();
     let index = build(HashKind::Md5, &values);
     let listed: Vec<&Vec<u8>> = values.iter().step_by((n / 4096).max(1)).collect();
-    let unlisted: Vec<Vec<u8>> = (0..4096).map(|_| random_bytes(&mut state, 16)).collect();
+    let unlisted: Vec<Vec<u8>> = (0..4096).map(|_| random_bytes(&mut rng, 16)).collect();
     let options = SearchOptions::default();
     let mut group = c.benchmark_group(format!("md5 lookup, {n} entries"));
     group.throughput(Throughput::Elements(listed.len() as u64));
@@ -61,8 +56,8 @@ fn exact(c: &mut Criterion) {
 
 fn pdq(c: &mut Criterion) {
     let n = entries();
-    let mut state = 2;
-    let values: Vec<Vec<u8>> = (0..n).map(|_| random_bytes(&mut state, 32)).collect();
+    let mut rng = Rng::new(2);
+    let values: Vec<Vec<u8>> = (0..n).map(|_| random_bytes(&mut rng, 32)).collect();
     let index = build(HashKind::Pdq, &values);
     // Queries: a listed hash with 12 bits flipped, and seven unrelated hashes as its variants.
     let queries: Vec<Vec<Vec<u8>>> = (0..64)
@@ -71,7 +66,7 @@ fn pdq(c: &mut Criterion) {
             for bit in 0..12 {
                 near[(bit * 13 + i) % 32] ^= 1 << (bit % 8);
             }
-            std::iter::once(near).chain((0..7).map(|_| random_bytes(&mut state, 32))).collect()
+            std::iter::once(near).chain((0..7).map(|_| random_bytes(&mut rng, 32))).collect()
         })
         .collect();
     let options = SearchOptions::default();

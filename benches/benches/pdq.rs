@@ -7,17 +7,15 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hashsieve_core::pdq::PdqHasher;
+use hashsieve_testkit::Rng;
 
-/// Deterministic RGB8 pixels: gradients plus a little xorshift texture.
+/// Deterministic RGB8 pixels: gradients plus a little seeded texture.
 fn synthetic_rgb(width: usize, height: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(1);
     let mut rgb = Vec::with_capacity(width * height * 3);
     for y in 0..height {
         for x in 0..width {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let noise = (state >> 60) as usize;
+            let noise = (rng.next_u64() >> 60) as usize;
             rgb.push(((x * 255 / width + noise) & 0xff) as u8);
             rgb.push(((y * 255 / height + noise) & 0xff) as u8);
             rgb.push((((x + y) * 127 / (width + height) + 64 + noise) & 0xff) as u8);

@@ -16,6 +16,7 @@ use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
+use hashsieve_testkit::Rng;
 use hashsieve_triage::model::{Classification, Outcome, Report, VerdictKind};
 use hashsieve_triage::{Triage, TriageOptions};
 
@@ -23,23 +24,15 @@ fn items() -> u64 {
     std::env::var("HASHSIEVE_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
 }
 
-/// Deterministic pseudo-random 256-bit hash (xorshift64*).
-fn random_hash(state: &mut u64) -> PdqHash {
-    let mut out = [0u8; 32];
-    for byte in &mut out {
-        *state ^= *state >> 12;
-        *state ^= *state << 25;
-        *state ^= *state >> 27;
-        *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
-    }
-    PdqHash(out)
+fn random_hash(rng: &mut Rng) -> PdqHash {
+    PdqHash(rng.bytes())
 }
 
 /// Content `n` with PDQ hash `hash` and seven unrelated hashes as its other dihedral variants.
-fn signals(n: u64, hash: PdqHash, state: &mut u64) -> Signals {
+fn signals(n: u64, hash: PdqHash, rng: &mut Rng) -> Signals {
     let mut dihedral = [hash; 8];
     for variant in &mut dihedral[1..] {
-        *variant = random_hash(state);
+        *variant = random_hash(rng);
     }
     Signals {
         size: 16,
@@ -62,13 +55,13 @@ fn classify(c: &mut Criterion) {
     let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.expect("temp dir");
     let mut triage = Triage::open(&dir.path().join("triage.redb"), TriageOptions::default()).expect("store");
     let lists = no_lists();
-    let mut state = 7;
+    let mut rng = Rng::new(7);
     let mut hashes = Vec::new();
     let started = std::time::Instant::now();
     for i in 0..n {
-        let hash = random_hash(&mut state);
+        let hash = random_hash(&mut rng);
         let report = Report { id: format!("r-{i}"), source: "bench".into(), reported_ms: i };
-        let outcome = triage.submit(&report, &signals(i, hash, &mut state), &lists).expect("submit");
+        let outcome = triage.submit(&report, &signals(i, hash, &mut rng), &lists).expect("submit");
         let Outcome::New { group, .. } = outcome else { panic!("random hashes are far apart: {outcome:?}") };
         triage.assess_group(group, VerdictKind::Legal, "bench", None).expect("assess");
         hashes.push(hash);
@@ -79,8 +72,8 @@ fn classify(c: &mut Criterion) {
     for bit in 0..12 {
         near.0[(bit * 13) % 32] ^= 1 << (bit % 8);
     }
-    let near = signals(n + 1, near, &mut state);
-    let far = signals(n + 2, random_hash(&mut state), &mut state);
+    let near = signals(n + 1, near, &mut rng);
+    let far = signals(n + 2, random_hash(&mut rng), &mut rng);
     assert!(matches!(triage.classify(&near, &lists).unwrap(), Classification::PreviouslyAssessed { .. }));
     assert_eq!(triage.classify(&far, &lists).unwrap(), Classification::New);
 

@@ -23,7 +23,7 @@ pub const SAMPLE_IMAGES: [&str; 7] = [
 ];
 
 pub fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/images").join(name)
+    hashsieve_testkit::samples().join(name)
 }
 
 /// The reference digest: the system's md5sum.
@@ -122,7 +122,7 @@ impl RedisServer {
     }
 
     fn start_with(settings: &[&str]) -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = hashsieve_testkit::free_port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(settings)
@@ -225,6 +225,14 @@ pub fn origin(body: Vec<u8>) -> SocketAddr {
         }
     });
     address
+}
+
+/// The smallest PDQ distance between `a` and any rotation or mirror image of `b`, as the
+/// triage store computes them, by the test kit's own Hamming distance.
+pub fn pdq_distance(a: &[u8], b: &[u8]) -> u32 {
+    let options = hashsieve_triage::Triage::signal_options();
+    let pdq = |bytes| hashsieve_core::signals::Signals::from_bytes(bytes, &options).pdq.unwrap();
+    hashsieve_testkit::nearest(&pdq(a).hash.0, &pdq(b).dihedral.unwrap().map(|variant| variant.0))
 }
 
 /// `bytes` decoded and encoded again as a JPEG of `quality`: the same picture, other bytes.

@@ -480,15 +480,9 @@ mod tests {
     }
 
     fn pseudo_random(len: usize) -> Vec<u8> {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect()
+        let mut bytes = vec![0; len];
+        hashsieve_testkit::Rng::new(1).fill(&mut bytes);
+        bytes
     }
 
     #[test]

@@ -20,6 +20,7 @@ use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::dir::{DirOptions, IndexDir, IndexDirError, LogFile, MarkFile, Storage};
 use hashsieve_core::index::{IndexBuilder, IndexBytes, ListOptions};
+use hashsieve_testkit::Rng;
 
 const LIST: &str = "known";
 
@@ -250,18 +251,6 @@ impl Storage for MemoryDisk {
     }
 }
 
-/// xorshift64*: the choices of what a power loss keeps, reproducible from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 fn md5(n: u64) -> Vec<u8> {
     let mut value = vec![0xa5; 16];
     value[..8].copy_from_slice(&n.to_le_bytes());
@@ -323,7 +312,7 @@ fn a_failed_fsync_fails_its_write_and_every_later_one_until_reopened() {
     let reopened = open(&disk, true).unwrap();
     assert!(entries(&reopened).contains(&0));
     reopened.submit(batch(3), None).unwrap();
-    let after = open(&disk.after_power_loss(&mut Rng(7)), true).unwrap();
+    let after = open(&disk.after_power_loss(&mut Rng::new(7)), true).unwrap();
     assert!(entries(&after).is_superset(&BTreeSet::from([0, 3])), "{:?}", entries(&after));
 }
 
@@ -351,7 +340,7 @@ fn a_short_write_on_a_full_disk_is_cut_on_reopen_and_writing_goes_on() {
     let dir = Arc::new(dir);
     assert_eq!(entries(&dir), BTreeSet::from([0, 1, 2]));
     dir.submit(batch(5), None).unwrap();
-    let after = open(&disk.after_power_loss(&mut Rng(11)), true).unwrap();
+    let after = open(&disk.after_power_loss(&mut Rng::new(11)), true).unwrap();
     assert_eq!(entries(&after), BTreeSet::from([0, 1, 2, 5]));
 }
 
@@ -379,7 +368,7 @@ fn a_full_disk_during_compaction_leaves_the_directory_serving_and_writable() {
     assert_eq!(done.entries, 51);
     dir.submit(batch(51), None).unwrap();
     drop(dir);
-    let after = open(&disk.after_power_loss(&mut Rng(13)), true).unwrap();
+    let after = open(&disk.after_power_loss(&mut Rng::new(13)), true).unwrap();
     assert_eq!(entries(&after), (0..=51).collect());
     assert_eq!(after.current().number(), done.generation);
 }
@@ -415,7 +404,7 @@ fn a_power_loss_or_a_kill_at_any_step_keeps_every_acknowledged_batch_and_all_a_f
             let disk = created();
             disk.set(Faults { power_cut_at: Some(cut), ..Faults::default() });
             let acknowledged = run_until_cut(&disk);
-            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ cut);
+            let mut rng = Rng::new(seed << 32 ^ cut);
             let lost = disk.after_power_loss(&mut rng);
 
             let follower = open(&lost, false).unwrap_or_else(|err| panic!("cut {cut}: follower: {err}"));

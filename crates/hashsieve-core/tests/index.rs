@@ -9,6 +9,7 @@ use hashsieve_core::index::{
     Index, IndexBuilder, IndexError, ListOptions, Metric, SearchOptions, VectorDistance,
 };
 use hashsieve_core::matcher::{Matcher, Outcome};
+use hashsieve_testkit::Rng;
 use proptest::prelude::*;
 
 const MATCHING: &str = "../../tests/vectors/pdq/matching";
@@ -76,21 +77,15 @@ fn shared_matching_vectors_at_31_and_63() {
     assert_eq!(expected("expected-matches-63.csv").len(), 352);
 }
 
-fn random_value(kind: HashKind, seed: &mut u64) -> Vec<u8> {
-    (0..kind.value_len())
-        .map(|_| {
-            // xorshift64*: deterministic test data without a dependency.
-            *seed ^= *seed >> 12;
-            *seed ^= *seed << 25;
-            *seed ^= *seed >> 27;
-            (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
+fn random_value(kind: HashKind, rng: &mut Rng) -> Vec<u8> {
+    let mut value = vec![0; kind.value_len()];
+    rng.fill(&mut value);
+    value
 }
 
 #[test]
 fn exact_lookups_equal_brute_force_across_lists() {
-    let mut seed = 7;
+    let mut rng = Rng::new(7);
     let mut builder = IndexBuilder::new();
     let lists =
         [builder.add_list(ListOptions::new("a")).unwrap(), builder.add_list(ListOptions::new("b")).unwrap()];
@@ -98,7 +93,7 @@ fn exact_lookups_equal_brute_force_across_lists() {
     for kind in [HashKind::Md5, HashKind::Sha1, HashKind::Sha256, HashKind::Blake3] {
         for i in 0..3000 {
             // Every third value appears in both lists; some share a long prefix.
-            let mut value = random_value(kind, &mut seed);
+            let mut value = random_value(kind, &mut rng);
             if i % 5 == 0 {
                 value[..6].fill(0xab);
             }
@@ -116,7 +111,7 @@ fn exact_lookups_equal_brute_force_across_lists() {
     let mut queries: Vec<(HashKind, Vec<u8>)> =
         entries.iter().step_by(7).map(|(k, v, _)| (*k, v.clone())).collect();
     for kind in [HashKind::Md5, HashKind::Sha256] {
-        queries.extend((0..200).map(|_| (kind, random_value(kind, &mut seed))));
+        queries.extend((0..200).map(|_| (kind, random_value(kind, &mut rng))));
     }
     for (kind, value) in queries {
         let found: BTreeSet<String> = index
@@ -135,14 +130,14 @@ fn exact_lookups_equal_brute_force_across_lists() {
 
 #[test]
 fn each_list_matches_at_its_own_threshold() {
-    let mut seed = 99;
+    let mut rng = Rng::new(99);
     let mut builder = IndexBuilder::new();
     let mut strict = ListOptions::new("strict");
     strict.pdq_threshold = 10;
     let mut loose = ListOptions::new("loose");
     loose.pdq_threshold = 40;
     let (strict, loose) = (builder.add_list(strict).unwrap(), builder.add_list(loose).unwrap());
-    let base = random_value(HashKind::Pdq, &mut seed);
+    let base = random_value(HashKind::Pdq, &mut rng);
     let mut entries = Vec::new();
     for i in 0..400u32 {
         let mut value = base.clone();
@@ -177,17 +172,17 @@ proptest! {
         seed in any::<u64>(),
         count in 1usize..300,
     ) {
-        let mut seed = seed | 1;
+        let mut rng = Rng::new(seed);
         let distance = VectorDistance { metric, threshold };
         let mut options = ListOptions::new("pdna");
         options.photodna = Some(distance);
         let mut builder = IndexBuilder::new();
         let list = builder.add_list(options).unwrap();
-        let query = random_value(HashKind::PhotoDna, &mut seed);
+        let query = random_value(HashKind::PhotoDna, &mut rng);
         let mut entries = Vec::new();
         for i in 0..count {
             // Near copies of the query at growing distances, and random vectors.
-            let mut value = if i % 2 == 0 { query.clone() } else { random_value(HashKind::PhotoDna, &mut seed) };
+            let mut value = if i % 2 == 0 { query.clone() } else { random_value(HashKind::PhotoDna, &mut rng) };
             for (j, byte) in value.iter_mut().enumerate().take(i % 144) {
                 *byte = byte.wrapping_add((i * j) as u8 % 13);
             }
@@ -222,13 +217,13 @@ fn photodna_needs_a_declared_distance() {
 
 /// A small index of three kinds, and one listed value of each kind.
 fn small_index() -> (Vec<u8>, Vec<(HashKind, Vec<u8>)>) {
-    let mut seed = 3;
+    let mut rng = Rng::new(3);
     let mut builder = IndexBuilder::new();
     let list = builder.add_list(ListOptions::new("small")).unwrap();
     let mut listed = Vec::new();
     for kind in [HashKind::Md5, HashKind::Pdq, HashKind::DHash] {
         for i in 0..40 {
-            let value = random_value(kind, &mut seed);
+            let value = random_value(kind, &mut rng);
             let entry = ImportedEntry::new(kind, value.clone()).with_id(format!("e{i}"));
             builder.add(list, &entry.with_category("cat")).unwrap();
             if i == 0 {

@@ -103,7 +103,7 @@ impl Triage {
     /// Records that `export`'s changes were applied, so that the next export does not repeat
     /// them. An export older than one already marked changes nothing.
     pub fn mark_exported(&mut self, export: &Export) -> Result<(), TriageError> {
-        let now = crate::triage::now_ms();
+        let now = hashsieve_core::clock::now_ms();
         self.write("mark exported", |tables| {
             let cursor = tables.export_cursors.get(export.list.as_str())?.map_or(0, |guard| guard.value());
             if export.through <= cursor {

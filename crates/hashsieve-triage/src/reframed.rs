@@ -170,48 +170,7 @@ mod tests {
     use super::*;
     use crate::model::{GroupId, ItemId};
     use crate::near::NearStatus;
-
-    fn picture(seed: u64, width: usize, height: usize) -> Vec<u8> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let shapes: Vec<[usize; 5]> = (0..60)
-            .map(|_| {
-                let (x, y) = (next() as usize % width, next() as usize % height);
-                [
-                    x,
-                    y,
-                    6 + next() as usize % (width / 6),
-                    6 + next() as usize % (height / 6),
-                    next() as usize % 256,
-                ]
-            })
-            .collect();
-        (0..width * height)
-            .flat_map(|p| {
-                let (x, y) = (p % width, p / width);
-                let mut value = ((x / 9 + y / 7) % 5 * 20) as u8;
-                for &[sx, sy, w, h, shade] in &shapes {
-                    if (sx..sx + w).contains(&x) && (sy..sy + h).contains(&y) {
-                        value = shade as u8;
-                    }
-                }
-                [value, value / 2, 255 - value]
-            })
-            .collect()
-    }
-
-    fn cropped(rgb: &[u8], width: usize, [left, top, right, bottom]: [usize; 4]) -> (Vec<u8>, usize, usize) {
-        let height = rgb.len() / 3 / width;
-        let out = (top..height - bottom)
-            .flat_map(|y| rgb[(y * width + left) * 3..(y * width + width - right) * 3].to_vec())
-            .collect();
-        (out, width - left - right, height - top - bottom)
-    }
+    use hashsieve_testkit::{crop, picture};
 
     /// Every item filed is found from its crops by the table exactly when a brute-force
     /// alignment against every stored set finds it, and distinct pictures are never found.
@@ -229,7 +188,7 @@ mod tests {
         let mut found = 0;
         for (number, rgb) in pictures.iter().enumerate() {
             for edges in [[4, 3, 14, 8], [15, 10, 2, 2], [0, 0, 0, 0]] {
-                let (crop, w, h) = cropped(rgb, width, edges);
+                let (crop, w, h) = crop(rgb, width, edges);
                 let query = Keypoints::from_rgb(&crop, w, h);
                 let brute: Vec<ItemId> = stored
                     .iter()
@@ -273,7 +232,7 @@ mod tests {
             let other = Keypoints::from_rgb(&picture(seed, width, height), width, height);
             table.insert(ItemId(seed), other.without_mirrored(), NearStatus::Assessed);
         }
-        let (crop, w, h) = cropped(&original, width, [5, 6, 4, 1]);
+        let (crop, w, h) = crop(&original, width, [5, 6, 4, 1]);
         let query = Keypoints::from_rgb(&crop, w, h);
         let brute: Vec<u64> = (0..stored.len() as u64)
             .filter(|&n| keypoints::align(&query, &stored[n as usize]).is_some_and(|a| a.is_same_picture()))

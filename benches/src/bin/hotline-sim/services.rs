@@ -3,7 +3,7 @@
 //! streams, an empty verdict memory and the index as built.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -128,13 +128,9 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A `redis-server` on loopback without persistence: the streams live as long as the run.
 fn start_redis(dir: &Path) -> anyhow::Result<(Service, String)> {
-    let port = free_port()?;
+    let port = hashsieve_testkit::free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .current_dir(dir)

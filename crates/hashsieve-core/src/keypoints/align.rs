@@ -245,22 +245,7 @@ fn agrees(pair: &Pair, scale: [f32; 2], shift: [f32; 2]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keypoints::test_pictures::picture;
-
-    fn crop(rgb: &[u8], width: usize, edges: [usize; 4]) -> (Vec<u8>, usize, usize) {
-        let height = rgb.len() / 3 / width;
-        let [left, top, right, bottom] = edges;
-        let (kept_width, kept_height) = (width - left - right, height - top - bottom);
-        let mut out = Vec::with_capacity(kept_width * kept_height * 3);
-        for y in top..height - bottom {
-            out.extend_from_slice(&rgb[(y * width + left) * 3..(y * width + width - right) * 3]);
-        }
-        (out, kept_width, kept_height)
-    }
-
-    fn mirror(rgb: &[u8], width: usize) -> Vec<u8> {
-        rgb.chunks_exact(width * 3).flat_map(|row| row.chunks_exact(3).rev().flatten().copied()).collect()
-    }
+    use hashsieve_testkit::{crop, mirror, picture};
 
     #[test]
     fn crops_and_mirror_images_are_the_same_picture_and_others_are_not() {

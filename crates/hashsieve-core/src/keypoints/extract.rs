@@ -321,7 +321,7 @@ fn describe(patch: &[f32], offsets: &[[usize; 2]]) -> Descriptor {
 mod tests {
     use super::*;
     use crate::keypoints::align;
-    use crate::keypoints::test_pictures::picture;
+    use hashsieve_testkit::picture;
 
     #[test]
     fn small_and_flat_images_have_no_keypoints_and_align_with_nothing() {

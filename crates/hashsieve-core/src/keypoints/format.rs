@@ -135,7 +135,7 @@ fn point_bytes(mirrored: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keypoints::test_pictures::picture;
+    use hashsieve_testkit::picture;
 
     #[test]
     fn bytes_round_trip_and_bad_bytes_are_refused() {

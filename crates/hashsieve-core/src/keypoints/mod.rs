@@ -59,8 +59,6 @@
 mod align;
 mod extract;
 mod format;
-#[cfg(test)]
-mod test_pictures;
 
 use std::fmt;
 

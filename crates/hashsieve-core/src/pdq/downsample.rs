@@ -558,15 +558,9 @@ mod tests {
     }
 
     fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 32) as u8
-            })
-            .collect()
+        let mut bytes = vec![0; len];
+        hashsieve_testkit::Rng::new(seed).fill(&mut bytes);
+        bytes
     }
 
     #[test]

@@ -305,15 +305,8 @@ mod tests {
 
     #[test]
     fn hamming_distance_counts_differing_bits() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut random = || {
-            PdqHash(std::array::from_fn(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            }))
-        };
+        let mut rng = hashsieve_testkit::Rng::new(1);
+        let mut random = || PdqHash(rng.bytes());
         for _ in 0..100 {
             let (a, b) = (random(), random());
             let naive = (0..256)

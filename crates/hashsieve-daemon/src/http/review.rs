@@ -23,7 +23,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
@@ -129,10 +128,6 @@ fn number(path: Result<Path<u64>, PathRejection>) -> Result<u64, Problem> {
         .map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-path", err.body_text()))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
-}
-
 /// A report as posted: a URL to fetch.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +174,7 @@ fn checked_report(id: String, source: String, reported_ms: Option<u64>) -> Resul
     if source.len() > 2048 {
         return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-report", "the source is too long"));
     }
-    Ok(Report { id, source, reported_ms: reported_ms.unwrap_or_else(now_ms) })
+    Ok(Report { id, source, reported_ms: reported_ms.unwrap_or_else(hashsieve_core::clock::now_ms) })
 }
 
 /// Why a reported URL was not fetched: the URL's fault (422) or the far end's (502).

@@ -17,7 +17,6 @@ mod review;
 mod submit;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hashsieve_core::digest::DigestSet;
 use hashsieve_core::index::DEFAULT_PDQ_THRESHOLD;
@@ -268,8 +267,4 @@ fn near_status(item: &Item) -> NearStatus {
 fn parse_keypoints(bytes: &[u8], owner: &dyn std::fmt::Display) -> Result<Keypoints, Failure> {
     Keypoints::from_bytes(bytes)
         .map_err(|source| TriageError::CorruptKeypoints { owner: owner.to_string(), source }.into())
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,7 +1,7 @@
 //! Review: the queue of pending groups, the analysts' verdicts on groups and items, splits,
 //! and the history and records of items, groups and reports.
 
-use super::{Filed, Standing, Triage, now_ms};
+use super::{Filed, Standing, Triage};
 use crate::error::TriageError;
 use crate::model::{
     Basis, Event, EventKind, Group, GroupId, GroupPage, GroupState, GroupSummary, Grouping, HistoryOf, Item,
@@ -52,7 +52,7 @@ impl Triage {
         analyst: &str,
         note: Option<&str>,
     ) -> Result<Vec<ItemId>, TriageError> {
-        let now = now_ms();
+        let now = hashsieve_core::clock::now_ms();
         let members = self.write("assess group", |tables| {
             let mut record = store::group(&tables.groups, group)?;
             if record.state != GroupState::Pending {
@@ -90,7 +90,7 @@ impl Triage {
     /// Moves `items` out of a pending group into a new pending group, when a reviewer finds
     /// they are not the same as the rest. Some members must stay.
     pub fn split_group(&mut self, group: GroupId, items: &[ItemId]) -> Result<GroupId, TriageError> {
-        let now = now_ms();
+        let now = hashsieve_core::clock::now_ms();
         let mut moving = items.to_vec();
         moving.sort_unstable();
         moving.dedup();
@@ -140,7 +140,7 @@ impl Triage {
         analyst: &str,
         note: Option<&str>,
     ) -> Result<(), TriageError> {
-        let now = now_ms();
+        let now = hashsieve_core::clock::now_ms();
         self.write("assess item", |tables| {
             let mut record = store::item(&tables.items, item)?;
             if let ItemState::Pending { group } = record.state {

@@ -6,7 +6,7 @@ use hashsieve_core::matcher::{Matcher, Outcome as ListOutcome, Verdict as ListVe
 use hashsieve_core::signals::Signals;
 use redb::Durability;
 
-use super::{Filed, Standing, Triage, near_status, now_ms};
+use super::{Filed, Standing, Triage, near_status};
 use crate::error::{Failure, TriageError};
 use crate::listed::{self, ListedCopy};
 use crate::model::{
@@ -71,7 +71,7 @@ impl Triage {
         }
         let (classification, hints) = decided.expect("classified when not recorded");
         let copy = self.listed_copy_to_keep(signals, &classification);
-        let now = now_ms();
+        let now = hashsieve_core::clock::now_ms();
         let (outcome, new_item, kept) = self.write_with("submit", durability, |tables| {
             let kept = match copy {
                 Some((matches, keypoints)) => {

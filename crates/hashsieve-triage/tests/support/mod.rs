@@ -47,10 +47,10 @@ pub const BRIDGE_MODS: [&str; 5] = [
 ];
 
 /// The oracle for near-duplicates: the smallest distance between any of the query's eight
-/// dihedral hashes and the stored hash, by core's own Hamming distance.
+/// dihedral hashes and the stored hash, by the test kit's Hamming distance (not core's).
 pub fn pdq_distance(query: &Signals, stored: &Signals) -> u32 {
-    let stored = stored.pdq.unwrap().hash;
-    query.pdq.unwrap().dihedral.unwrap().iter().map(|h| h.hamming_distance(&stored)).min().unwrap()
+    let variants = query.pdq.unwrap().dihedral.unwrap().map(|variant| variant.0);
+    hashsieve_testkit::nearest(&stored.pdq.unwrap().hash.0, &variants)
 }
 
 pub fn workspace() -> PathBuf {
