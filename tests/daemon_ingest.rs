@@ -15,7 +15,7 @@ use hashsieve_core::index::dir::IndexDir;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
 use hashsieve_core::signals::Signals;
-use hashsieve_triage::model::{Outcome as TriageOutcome, Report, VerdictKind};
+use hashsieve_triage::model::{Disposition, Report, VerdictKind};
 use hashsieve_triage::{Triage, TriageOptions};
 use redis::Value;
 
@@ -241,7 +241,7 @@ fn the_deciding_daemon_confirms_known_inherits_verdicts_and_groups_the_new() {
         let signals = Signals::from_bytes(&read("q1050.jpg"), &Triage::signal_options());
         let empty = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
         let report = Report { id: "earlier".into(), source: "upload".into(), reported_ms: 0 };
-        let TriageOutcome::New { group, .. } = triage.submit(&report, &signals, &empty).unwrap() else {
+        let Disposition::New { group, .. } = triage.submit(&report, &signals, &empty).unwrap() else {
             panic!("the store was empty")
         };
         let verdict = VerdictKind::Illegal { category: "A".into() };

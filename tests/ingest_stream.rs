@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hashsieve_daemon::ingest::stream::{Message, Outcome, StreamSpec, Work, consume};
+use hashsieve_daemon::ingest::stream::{Message, ResultEntry, StreamSpec, Work, consume};
 
 mod daemon_support;
 use daemon_support::RedisServer;
@@ -24,7 +24,7 @@ struct Md5Work {
 }
 
 impl Work for Md5Work {
-    async fn process(&self, message: Message) -> Option<Outcome> {
+    async fn process(&self, message: Message) -> Option<ResultEntry> {
         if self.stuck {
             std::future::pending::<()>().await;
         }
@@ -34,7 +34,7 @@ impl Work for Md5Work {
             &message.fields["content"],
             hashsieve_core::digest::DigestSet::NONE.with(hashsieve_core::digest::DigestKind::Md5),
         );
-        Some(Outcome {
+        Some(ResultEntry {
             key: report.clone(),
             fields: vec![
                 ("report_id".into(), report.into_bytes()),

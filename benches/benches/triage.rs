@@ -17,7 +17,7 @@ use hashsieve_core::matcher::Matcher;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
 use hashsieve_testkit::Rng;
-use hashsieve_triage::model::{Classification, Outcome, Report, VerdictKind};
+use hashsieve_triage::model::{Classification, Disposition, Report, VerdictKind};
 use hashsieve_triage::{Triage, TriageOptions};
 
 fn items() -> u64 {
@@ -62,7 +62,9 @@ fn classify(c: &mut Criterion) {
         let hash = random_hash(&mut rng);
         let report = Report { id: format!("r-{i}"), source: "bench".into(), reported_ms: i };
         let outcome = triage.submit(&report, &signals(i, hash, &mut rng), &lists).expect("submit");
-        let Outcome::New { group, .. } = outcome else { panic!("random hashes are far apart: {outcome:?}") };
+        let Disposition::New { group, .. } = outcome else {
+            panic!("random hashes are far apart: {outcome:?}")
+        };
         triage.assess_group(group, VerdictKind::Legal, "bench", None).expect("assess");
         hashes.push(hash);
     }

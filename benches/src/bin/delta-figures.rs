@@ -25,7 +25,7 @@ use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::dir::{DirOptions, IndexDir};
 use hashsieve_core::index::{IndexBuilder, ListOptions};
-use hashsieve_core::matcher::{Matcher, Outcome};
+use hashsieve_core::matcher::{MatchOutcome, Matcher};
 use serde_json::json;
 
 const PDQ_LIST: &str = "pdq";
@@ -237,8 +237,8 @@ fn compaction(
         let md5 = matcher.check_hash(HashKind::Md5, &added[i % added.len()]);
         let gone = matcher.check_hash(HashKind::Pdq, removed[i % removed.len()]);
         let there = matcher.check_hash(HashKind::Pdq, kept[i % kept.len()]);
-        md5.outcome == Outcome::Known
-            && gone.outcome == Outcome::Unknown
+        md5.outcome == MatchOutcome::Known
+            && gone.outcome == MatchOutcome::Unknown
             && there.matches.iter().any(|m| m.distance == 0 && m.list == PDQ_LIST)
     };
     let failures_before = (0..1000).filter(|&i| !check(i)).count();

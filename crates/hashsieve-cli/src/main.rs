@@ -42,7 +42,7 @@ enum Command {
 
 /// The exit status of a run that did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RunStatus {
     /// Everything asked for was done.
     Clean,
     /// Something matched a list (`scan`, `match`): exit status 1, as antivirus scanners do.
@@ -91,9 +91,9 @@ fn main() -> ExitCode {
         Command::Completions(args) => cmd::manual::run_completions(args),
     };
     match result {
-        Ok(Outcome::Clean) => ExitCode::SUCCESS,
-        Ok(Outcome::Matched) => ExitCode::from(1),
-        Ok(Outcome::SomeInputsFailed) => ExitCode::from(2),
+        Ok(RunStatus::Clean) => ExitCode::SUCCESS,
+        Ok(RunStatus::Matched) => ExitCode::from(1),
+        Ok(RunStatus::SomeInputsFailed) => ExitCode::from(2),
         Err(err) => {
             eprintln!("hashsieve: error: {err:#}");
             ExitCode::from(3)

@@ -3,14 +3,14 @@
 //!
 //! [`Matcher`] joins hashing and search: [`Matcher::check_bytes`] computes, in one call, the
 //! digests and perceptual hashes the index can match (PDQ with its eight rotations and mirror
-//! images) and returns a [`Verdict`] with every match. Platforms that hash on their side call
+//! images) and returns a [`MatchVerdict`] with every match. Platforms that hash on their side call
 //! [`Matcher::check_signals`] or [`Matcher::check_hash`].
 //!
 //! ```
 //! use hashsieve_core::hashes::HashKind;
 //! use hashsieve_core::import::ImportedEntry;
 //! use hashsieve_core::index::{IndexBuilder, ListOptions};
-//! use hashsieve_core::matcher::{Matcher, Outcome};
+//! use hashsieve_core::matcher::{Matcher, MatchOutcome};
 //!
 //! let image = std::fs::read("../../samples/images/wee.jpg")?;
 //! let md5 = hashsieve_core::digest::digest_bytes(&image, "md5".parse().unwrap()).md5.unwrap();
@@ -21,10 +21,10 @@
 //! let matcher = Matcher::from_bytes(builder.to_vec())?;
 //!
 //! let verdict = matcher.check_bytes(&image);
-//! assert_eq!(verdict.outcome, Outcome::Known);
+//! assert_eq!(verdict.outcome, MatchOutcome::Known);
 //! assert_eq!(verdict.matches[0].list, "demo");
 //! assert_eq!(verdict.matches[0].category.as_deref(), Some("test"));
-//! assert_eq!(matcher.check_bytes(b"other bytes").outcome, Outcome::Unknown);
+//! assert_eq!(matcher.check_bytes(b"other bytes").outcome, MatchOutcome::Unknown);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -81,7 +81,7 @@ impl Default for MatchOptions {
 /// What a check concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum MatchOutcome {
     /// A cryptographic digest is in a list: these are the listed bytes.
     Known,
     /// Only perceptual hashes or vectors matched: the same picture, possibly altered.
@@ -118,9 +118,9 @@ pub struct Match {
 
 /// The answer for one piece of content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verdict {
+pub struct MatchVerdict {
     /// Known, near-known or unknown, from the matches not suppressed by an allow-list.
-    pub outcome: Outcome,
+    pub outcome: MatchOutcome,
     /// Every block-list match, digests first, then by distance; suppressed ones say so.
     pub matches: Vec<Match>,
     /// The query's PDQ quality, when it has a PDQ hash.
@@ -208,17 +208,17 @@ impl Matcher {
     }
 
     /// Hashes `bytes` and matches every hash.
-    pub fn check_bytes(&self, bytes: &[u8]) -> Verdict {
+    pub fn check_bytes(&self, bytes: &[u8]) -> MatchVerdict {
         self.check_signals(&Signals::from_bytes(bytes, &self.signal_options()))
     }
 
     /// Hashes a file, streaming it, and matches every hash.
-    pub fn check_path(&self, path: &Path) -> Result<Verdict, ReadError> {
+    pub fn check_path(&self, path: &Path) -> Result<MatchVerdict, ReadError> {
         Ok(self.check_signals(&Signals::from_path(path, &self.signal_options())?))
     }
 
     /// Matches hashes computed elsewhere.
-    pub fn check_signals(&self, signals: &Signals) -> Verdict {
+    pub fn check_signals(&self, signals: &Signals) -> MatchVerdict {
         let weak_pdq = signals.pdq.is_some_and(|pdq| pdq.quality < self.options.min_pdq_quality);
         let matches = self.current().view(|view| {
             // Each entry once, at its smallest distance over the query's hashes.
@@ -255,7 +255,7 @@ impl Matcher {
                 found.into_values().map(|(hit, variant)| (hit, variant.map(Dihedral::name))).collect();
             resolve_all(&view, found)
         });
-        Verdict {
+        MatchVerdict {
             outcome: outcome(&matches),
             matches,
             pdq_quality: signals.pdq.map(|p| p.quality),
@@ -265,7 +265,7 @@ impl Matcher {
     }
 
     /// Matches one hash of a declared kind, with each list's threshold (or the options').
-    pub fn check_hash(&self, kind: HashKind, value: &[u8]) -> Verdict {
+    pub fn check_hash(&self, kind: HashKind, value: &[u8]) -> MatchVerdict {
         let threshold = match kind {
             HashKind::Pdq => self.options.pdq_threshold,
             HashKind::PHash | HashKind::DHash | HashKind::AHash => self.options.hamming_threshold,
@@ -276,7 +276,7 @@ impl Matcher {
             view.search(kind, value, threshold, &mut found);
             resolve_all(&view, found.into_iter().map(|hit| (hit, None)).collect())
         });
-        Verdict {
+        MatchVerdict {
             outcome: outcome(&matches),
             matches,
             pdq_quality: None,
@@ -387,14 +387,14 @@ fn resolve_all<B: AsRef<[u8]>>(
     block
 }
 
-fn outcome(matches: &[Match]) -> Outcome {
+fn outcome(matches: &[Match]) -> MatchOutcome {
     let counted: Vec<&Match> = matches.iter().filter(|m| m.suppressed_by.is_none()).collect();
     if counted.iter().any(|m| m.kind.is_exact()) {
-        Outcome::Known
+        MatchOutcome::Known
     } else if counted.is_empty() {
-        Outcome::Unknown
+        MatchOutcome::Unknown
     } else {
-        Outcome::NearKnown
+        MatchOutcome::NearKnown
     }
 }
 
@@ -467,6 +467,6 @@ mod tests {
         assert_eq!(verdict.matches.len(), 1, "{:?}", verdict.matches);
         assert_eq!(verdict.matches[0].distance, 2);
         assert_eq!(verdict.matches[0].variant, Some(Dihedral::ALL[3].name()));
-        assert_eq!(verdict.outcome, Outcome::NearKnown);
+        assert_eq!(verdict.outcome, MatchOutcome::NearKnown);
     }
 }

@@ -11,7 +11,7 @@ use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::dir::{DirOptions, IndexDir, IndexDirError};
 use hashsieve_core::index::{IndexBuilder, ListOptions, ListRole};
-use hashsieve_core::matcher::{Matcher, Outcome};
+use hashsieve_core::matcher::{MatchOutcome, Matcher};
 use proptest::prelude::*;
 
 /// A match as the tests compare it: list, id, category, distance, and whether it is on an
@@ -190,7 +190,7 @@ fn check(matcher: &Matcher, model: &Model) -> Result<(), TestCaseError> {
         got.sort();
         prop_assert_eq!(&got, &expected_block, "{:?} {}", kind, hex::encode(value));
         let counted = expected_block.iter().any(|m| !m.4);
-        prop_assert_eq!(verdict.outcome == Outcome::Unknown, !counted);
+        prop_assert_eq!(verdict.outcome == MatchOutcome::Unknown, !counted);
     }
     // The whole logical set, entry by entry.
     let mut all: Vec<(String, ImportedEntry)> = Vec::new();
@@ -301,7 +301,7 @@ fn changes_are_refused_before_anything_is_written() {
     drop(matcher);
     let readonly = Matcher::open(&dir).unwrap();
     assert!(matches!(readonly.add(LISTS[0], vec![], None), Err(IndexDirError::ReadOnly)));
-    assert_eq!(readonly.check_hash(HashKind::Md5, &md5(1)).outcome, Outcome::Known);
+    assert_eq!(readonly.check_hash(HashKind::Md5, &md5(1)).outcome, MatchOutcome::Known);
 }
 
 /// Eight writers at once, each change acknowledged only when durable: all of them are there
@@ -330,7 +330,7 @@ fn concurrent_writers_all_land() {
         for n in 0..50u8 {
             let mut value = vec![writer; 16];
             value[0] = n;
-            assert_eq!(matcher.check_hash(HashKind::Md5, &value).outcome, Outcome::Known);
+            assert_eq!(matcher.check_hash(HashKind::Md5, &value).outcome, MatchOutcome::Known);
         }
     }
 }
@@ -360,9 +360,9 @@ fn queries_never_fail_during_compactions() {
                     if known > 0 {
                         n = (n + 7) % known;
                         let verdict = matcher.check_hash(HashKind::Md5, &value(n + 1));
-                        assert_eq!(verdict.outcome, Outcome::Known, "entry {} lost", n + 1);
+                        assert_eq!(verdict.outcome, MatchOutcome::Known, "entry {} lost", n + 1);
                         // Entry 1 of the file was withdrawn before any query began.
-                        assert_eq!(matcher.check_hash(HashKind::Md5, &md5(2)).outcome, Outcome::Unknown);
+                        assert_eq!(matcher.check_hash(HashKind::Md5, &md5(2)).outcome, MatchOutcome::Unknown);
                         queries.fetch_add(1, Ordering::Relaxed);
                     }
                 }

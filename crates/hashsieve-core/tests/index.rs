@@ -8,7 +8,7 @@ use hashsieve_core::import::ImportedEntry;
 use hashsieve_core::index::{
     Index, IndexBuilder, IndexError, ListOptions, Metric, SearchOptions, VectorDistance,
 };
-use hashsieve_core::matcher::{Matcher, Outcome};
+use hashsieve_core::matcher::{MatchOutcome, Matcher};
 use hashsieve_testkit::Rng;
 use proptest::prelude::*;
 
@@ -288,12 +288,12 @@ fn a_rotated_copy_matches_through_the_dihedral_variants() {
     let matcher = Matcher::open(&path).unwrap();
 
     let verdict = matcher.check_bytes(&original);
-    assert_eq!(verdict.outcome, Outcome::NearKnown);
+    assert_eq!(verdict.outcome, MatchOutcome::NearKnown);
     assert_eq!(verdict.matches.len(), 1);
     assert!(verdict.matches[0].distance <= 31);
     assert!(verdict.matches[0].variant.is_some(), "found through a rotation, not the original");
     let plain = hashsieve_core::matcher::MatchOptions { dihedral: false, ..Default::default() };
     let matcher = matcher.with_options(plain);
     let verdict = matcher.check_bytes(&original);
-    assert_eq!(verdict.outcome, Outcome::Unknown, "without the variants the rotation is not found");
+    assert_eq!(verdict.outcome, MatchOutcome::Unknown, "without the variants the rotation is not found");
 }

@@ -345,7 +345,7 @@ impl Default for IngestConfig {
     }
 }
 
-/// The hotline's verdict memory (see [`crate::hotline`]): reports decided, review groups,
+/// The hotline's verdict memory (see [`crate::verdict_memory`]): reports decided, review groups,
 /// verdicts, and their export to the hotline's own list.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

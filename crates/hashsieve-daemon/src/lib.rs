@@ -11,7 +11,7 @@
 //!   connection discipline: the connection bound, write deadlines, graceful drain), [`auth`]
 //!   (bearer tokens with roles), [`verdict`] (what every protocol says about a verdict, and
 //!   the audit trail), [`metrics`], [`reload`] (following the index as other processes
-//!   change it) and [`hotline`] (a hotline's verdict memory);
+//!   change it) and [`verdict_memory`] (a hotline's verdict memory);
 //! - the protocols: [`http`] (routes, handlers, problem details; the hotline's review API),
 //!   [`clamd`] (clamd's protocol on a Unix socket or TCP, for antivirus plumbing), [`icap`]
 //!   (ICAP, for web proxies checking content in line) and [`ingest`] (hotline reports from
@@ -40,7 +40,6 @@
 pub mod auth;
 pub mod clamd;
 pub mod config;
-pub mod hotline;
 pub mod http;
 pub mod icap;
 pub mod ingest;
@@ -51,6 +50,7 @@ pub mod slots;
 pub mod state;
 pub mod tls;
 pub mod verdict;
+pub mod verdict_memory;
 
 use std::sync::Arc;
 
@@ -194,10 +194,10 @@ fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// Opens the index and binds the listeners.
 pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)> {
     let opening = config.clone();
-    let (matcher, hotline) = tokio::task::spawn_blocking(move || {
+    let (matcher, memory) = tokio::task::spawn_blocking(move || {
         let matcher = reload::open_matcher(&opening)?;
-        let hotline = hotline::Hotline::open(&opening, &matcher)?;
-        anyhow::Ok((matcher, hotline))
+        let memory = verdict_memory::VerdictMemory::open(&opening, &matcher)?;
+        anyhow::Ok((matcher, memory))
     })
     .await??;
     let http =
@@ -217,6 +217,6 @@ pub async fn start(config: &Config) -> anyhow::Result<(Arc<AppState>, Listeners)
         Some(address) => Some(listen(address).with_context(|| format!("cannot listen on {address} (ICAP)"))?),
         None => None,
     };
-    let state = Arc::new(AppState::new(matcher, config).with_hotline(hotline));
+    let state = Arc::new(AppState::new(matcher, config).with_verdict_memory(memory));
     Ok((state, Listeners { http, tls, clamd_tcp, clamd_unix, icap }))
 }

@@ -13,7 +13,7 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use hashsieve_core::matcher::{Matcher, Verdict};
+use hashsieve_core::matcher::{MatchVerdict, Matcher};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -193,11 +193,11 @@ impl Metrics {
     }
 
     /// Counts a verdict and each of its matches.
-    pub fn matched(&self, protocol: &'static str, verdict: &Verdict) {
+    pub fn matched(&self, protocol: &'static str, verdict: &MatchVerdict) {
         let outcome = match verdict.outcome {
-            hashsieve_core::matcher::Outcome::Known => "known",
-            hashsieve_core::matcher::Outcome::NearKnown => "near_known",
-            hashsieve_core::matcher::Outcome::Unknown => "unknown",
+            hashsieve_core::matcher::MatchOutcome::Known => "known",
+            hashsieve_core::matcher::MatchOutcome::NearKnown => "near_known",
+            hashsieve_core::matcher::MatchOutcome::Unknown => "unknown",
         };
         self.verdicts.get_or_create(&OutcomeLabels { protocol, outcome }).inc();
         for m in &verdict.matches {
@@ -270,7 +270,7 @@ impl Drop for ConnectionGuard {
 mod tests {
     use hashsieve_core::hashes::HashKind;
     use hashsieve_core::index::IndexBuilder;
-    use hashsieve_core::matcher::{Match, Outcome};
+    use hashsieve_core::matcher::{Match, MatchOutcome};
 
     use super::*;
 
@@ -290,8 +290,8 @@ mod tests {
             variant: None,
             suppressed_by: None,
         };
-        let verdict = Verdict {
-            outcome: Outcome::Known,
+        let verdict = MatchVerdict {
+            outcome: MatchOutcome::Known,
             matches: vec![matched],
             pdq_quality: None,
             weak_pdq: false,

@@ -10,9 +10,9 @@ use tokio::sync::Notify;
 
 use crate::auth::Tokens;
 use crate::config::{Config, Limits};
-use crate::hotline::Hotline;
 use crate::metrics::Metrics;
 use crate::slots::HashingSlots;
+use crate::verdict_memory::VerdictMemory;
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub struct AppState {
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
     /// The hotline's verdict memory, on the daemon that owns it.
-    pub hotline: Option<Arc<Hotline>>,
+    pub verdict_memory: Option<Arc<VerdictMemory>>,
 }
 
 impl AppState {
@@ -43,12 +43,12 @@ impl AppState {
             slots: HashingSlots::new(&config.limits),
             reload: Notify::new(),
             metrics: Arc::new(Metrics::new()),
-            hotline: None,
+            verdict_memory: None,
         }
     }
 
     /// The same state, holding the hotline's verdict memory.
-    pub fn with_hotline(self, hotline: Option<Hotline>) -> AppState {
-        AppState { hotline: hotline.map(Arc::new), ..self }
+    pub fn with_verdict_memory(self, memory: Option<VerdictMemory>) -> AppState {
+        AppState { verdict_memory: memory.map(Arc::new), ..self }
     }
 }

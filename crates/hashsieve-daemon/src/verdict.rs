@@ -7,7 +7,7 @@
 //! path (a path can say what a file is). One line is bounded: at most [`MAX_AUDITED`]
 //! matches or decisions are listed, with the count of those left out.
 
-use hashsieve_core::matcher::{Match, Outcome, Verdict};
+use hashsieve_core::matcher::{Match, MatchOutcome, MatchVerdict};
 use hashsieve_core::signals::Signals;
 use serde::Serialize;
 
@@ -49,8 +49,8 @@ impl QueryHashes {
 }
 
 /// The match a block (or a `FOUND`) is for: the first not suppressed by an allow-list.
-pub fn counting_match(verdict: &Verdict) -> Option<&Match> {
-    if verdict.outcome == Outcome::Unknown {
+pub fn counting_match(verdict: &MatchVerdict) -> Option<&Match> {
+    if verdict.outcome == MatchOutcome::Unknown {
         return None;
     }
     verdict.matches.iter().find(|m| m.suppressed_by.is_none())
@@ -69,7 +69,7 @@ pub fn signature(m: &Match) -> String {
 
 /// A verdict's matches as the audit trail records them, `LIST:ENTRY:DISTANCE`, at most
 /// [`MAX_AUDITED`], and how many were left out.
-fn audited_matches<'a>(verdicts: impl IntoIterator<Item = &'a Verdict>) -> (Vec<String>, usize) {
+fn audited_matches<'a>(verdicts: impl IntoIterator<Item = &'a MatchVerdict>) -> (Vec<String>, usize) {
     let entry = |m: &Match| format!("{}:{}:{}", m.list, m.entry_id.as_deref().unwrap_or("-"), m.distance);
     let mut all = verdicts.into_iter().flat_map(|verdict| &verdict.matches);
     let listed: Vec<String> = all.by_ref().take(MAX_AUDITED).map(entry).collect();
@@ -93,7 +93,7 @@ pub struct Asker<'a> {
 
 /// The audit line of a decision on content. `url` is the HTTP target of a match seen in a
 /// proxy (what a takedown needs); `None` elsewhere.
-pub fn audit(asker: Asker<'_>, verdict: &Verdict, signals: &Signals, url: Option<&str>) {
+pub fn audit(asker: Asker<'_>, verdict: &MatchVerdict, signals: &Signals, url: Option<&str>) {
     let (matches, omitted) = audited_matches([verdict]);
     tracing::info!(
         target: "audit",
@@ -117,12 +117,12 @@ pub fn audit(asker: Asker<'_>, verdict: &Verdict, signals: &Signals, url: Option
 /// [`MAX_AUDITED`] listed, matches first) — a line per hash would cost more than the lookups.
 pub fn audit_lookups<'a>(
     asker: Asker<'_>,
-    decisions: impl IntoIterator<Item = (&'a str, &'a str, &'a Verdict)>,
+    decisions: impl IntoIterator<Item = (&'a str, &'a str, &'a MatchVerdict)>,
 ) {
     let decisions: Vec<_> = decisions.into_iter().collect();
     let (matches, matches_omitted) = audited_matches(decisions.iter().map(|(_, _, verdict)| *verdict));
     let mut ordered: Vec<_> = decisions.iter().collect();
-    ordered.sort_by_key(|(_, _, verdict)| verdict.outcome == Outcome::Unknown);
+    ordered.sort_by_key(|(_, _, verdict)| verdict.outcome == MatchOutcome::Unknown);
     let listed: Vec<String> = ordered
         .iter()
         .take(MAX_AUDITED)

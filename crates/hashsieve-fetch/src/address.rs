@@ -1,7 +1,7 @@
 //! Which addresses and names a reported URL may make us connect to.
 //!
 //! [`classify_address`] is the heart of the crate: a pure function from an [`IpAddr`] to a
-//! [`Verdict`], either [`Verdict::Allowed`] or [`Verdict::Forbidden`] with the
+//! [`AddressVerdict`], either [`AddressVerdict::Allowed`] or [`AddressVerdict::Forbidden`] with the
 //! [`ForbiddenClass`] that names why. Only globally routed unicast space is allowed; every
 //! range that reaches the machine itself, the local network, a cloud provider's metadata
 //! service, or that a router or translator would turn into one of those, is refused.
@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What [`classify_address`] or [`classify_host_name`] says of a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Verdict {
+pub enum AddressVerdict {
     /// Public unicast space (or a name that is not known to be internal): we may connect.
     Allowed,
     /// Never connected to, for the reason named.
@@ -135,7 +135,7 @@ const METADATA_NAMES: [&str; 8] = [
 ];
 
 /// Whether we may connect to `address`.
-pub fn classify_address(address: IpAddr) -> Verdict {
+pub fn classify_address(address: IpAddr) -> AddressVerdict {
     match address {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => classify_v6(v6),
@@ -145,12 +145,12 @@ pub fn classify_address(address: IpAddr) -> Verdict {
 /// Whether a host name may be resolved at all. `name` is compared without case and without a
 /// trailing dot. Names not refused here are still refused if they resolve to a forbidden
 /// address.
-pub fn classify_host_name(name: &str) -> Verdict {
+pub fn classify_host_name(name: &str) -> AddressVerdict {
     let name = name.strip_suffix('.').unwrap_or(name);
     if METADATA_NAMES.iter().any(|known| known.eq_ignore_ascii_case(name)) {
-        Verdict::Forbidden(ForbiddenClass::CloudMetadata)
+        AddressVerdict::Forbidden(ForbiddenClass::CloudMetadata)
     } else {
-        Verdict::Allowed
+        AddressVerdict::Allowed
     }
 }
 
@@ -164,7 +164,7 @@ fn in_v6(address: Ipv6Addr, network: Ipv6Addr, prefix: u32) -> bool {
     u128::from(address) & mask == u128::from(network) & mask
 }
 
-fn classify_v4(address: Ipv4Addr) -> Verdict {
+fn classify_v4(address: Ipv4Addr) -> AddressVerdict {
     use ForbiddenClass::*;
     const RANGES: &[([u8; 4], u32, ForbiddenClass)] = &[
         ([0, 0, 0, 0], 32, Unspecified),
@@ -186,16 +186,16 @@ fn classify_v4(address: Ipv4Addr) -> Verdict {
         ([240, 0, 0, 0], 4, Reserved),
     ];
     if METADATA_V4.contains(&address) {
-        return Verdict::Forbidden(CloudMetadata);
+        return AddressVerdict::Forbidden(CloudMetadata);
     }
     // The table is ordered so that a more specific range comes before one containing it.
     match RANGES.iter().find(|(network, prefix, _)| in_v4(address, *network, *prefix)) {
-        Some((_, _, class)) => Verdict::Forbidden(*class),
-        None => Verdict::Allowed,
+        Some((_, _, class)) => AddressVerdict::Forbidden(*class),
+        None => AddressVerdict::Allowed,
     }
 }
 
-fn classify_v6(address: Ipv6Addr) -> Verdict {
+fn classify_v6(address: Ipv6Addr) -> AddressVerdict {
     use ForbiddenClass::*;
     const fn v6(segments: [u16; 8]) -> Ipv6Addr {
         Ipv6Addr::new(
@@ -228,7 +228,7 @@ fn classify_v6(address: Ipv6Addr) -> Verdict {
         (v6([0xff00, 0, 0, 0, 0, 0, 0, 0]), 8, Multicast),
     ];
     if METADATA_V6.contains(&address) {
-        return Verdict::Forbidden(CloudMetadata);
+        return AddressVerdict::Forbidden(CloudMetadata);
     }
     let segments = address.segments();
     let embedded = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
@@ -238,24 +238,24 @@ fn classify_v6(address: Ipv6Addr) -> Verdict {
         let server = embedded(segments[2], segments[3]);
         let client = embedded(!segments[6], !segments[7]);
         return match (classify_v4(server), classify_v4(client)) {
-            (Verdict::Allowed, Verdict::Allowed) => Verdict::Allowed,
-            _ => Verdict::Forbidden(Teredo),
+            (AddressVerdict::Allowed, AddressVerdict::Allowed) => AddressVerdict::Allowed,
+            _ => AddressVerdict::Forbidden(Teredo),
         };
     }
     if in_v6(address, v6([0x2002, 0, 0, 0, 0, 0, 0, 0]), 16) {
         return match classify_v4(embedded(segments[1], segments[2])) {
-            Verdict::Allowed => Verdict::Allowed,
-            Verdict::Forbidden(_) => Verdict::Forbidden(SixToFour),
+            AddressVerdict::Allowed => AddressVerdict::Allowed,
+            AddressVerdict::Forbidden(_) => AddressVerdict::Forbidden(SixToFour),
         };
     }
     if let Some((_, _, class)) = RANGES.iter().find(|(network, prefix, _)| in_v6(address, *network, *prefix))
     {
-        return Verdict::Forbidden(*class);
+        return AddressVerdict::Forbidden(*class);
     }
     if in_v6(address, v6([0x2000, 0, 0, 0, 0, 0, 0, 0]), 3) {
-        Verdict::Allowed
+        AddressVerdict::Allowed
     } else {
-        Verdict::Forbidden(Reserved)
+        AddressVerdict::Forbidden(Reserved)
     }
 }
 
@@ -264,7 +264,7 @@ mod tests {
     use super::*;
     use ForbiddenClass::*;
 
-    fn check(cases: &[(&str, Verdict)]) {
+    fn check(cases: &[(&str, AddressVerdict)]) {
         let wrong: Vec<String> = cases
             .iter()
             .filter_map(|(text, expected)| {
@@ -276,8 +276,8 @@ mod tests {
         assert!(wrong.is_empty(), "misclassified:\n{}", wrong.join("\n"));
     }
 
-    fn forbidden(class: ForbiddenClass) -> Verdict {
-        Verdict::Forbidden(class)
+    fn forbidden(class: ForbiddenClass) -> AddressVerdict {
+        AddressVerdict::Forbidden(class)
     }
 
     #[test]
@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn ipv4_public_neighbours_of_refused_ranges_are_allowed() {
-        let allowed: Vec<(&str, Verdict)> = [
+        let allowed: Vec<(&str, AddressVerdict)> = [
             "1.0.0.0",
             "9.255.255.255",
             "11.0.0.0",
@@ -351,7 +351,7 @@ mod tests {
             "168.63.129.15",
         ]
         .into_iter()
-        .map(|text| (text, Verdict::Allowed))
+        .map(|text| (text, AddressVerdict::Allowed))
         .collect();
         check(&allowed);
     }
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn ipv6_public_neighbours_of_refused_ranges_are_allowed() {
-        let allowed: Vec<(&str, Verdict)> = [
+        let allowed: Vec<(&str, AddressVerdict)> = [
             "2000::",
             "2001:200::",
             "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
@@ -440,7 +440,7 @@ mod tests {
             "3fff:1000::",
         ]
         .into_iter()
-        .map(|text| (text, Verdict::Allowed))
+        .map(|text| (text, AddressVerdict::Allowed))
         .collect();
         check(&allowed);
     }
@@ -454,13 +454,13 @@ mod tests {
             ("2002:c0a8:101::", forbidden(SixToFour)),
             ("2002:a9fe:a9fe::", forbidden(SixToFour)),
             ("2002::", forbidden(SixToFour)),
-            ("2002:808:808::1", Verdict::Allowed),
+            ("2002:808:808::1", AddressVerdict::Allowed),
             // Teredo: 2001:0:SERVER:flags:port:~CLIENT.
-            ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", Verdict::Allowed), // client 8.8.8.8
-            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", forbidden(Teredo)), // client 192.0.2.45
-            ("2001:0:7f00:1:8000:63bf:f7f7:f7f7", forbidden(Teredo)),   // server 127.0.0.1
-            ("2001:0:4136:e378:8000:63bf:f5ff:fffe", forbidden(Teredo)), // client 10.0.0.1
-            ("2001:0:4136:e378:8000:63bf:80ff:fffe", forbidden(Teredo)), // client 127.0.0.1
+            ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", AddressVerdict::Allowed), // client 8.8.8.8
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", forbidden(Teredo)),       // client 192.0.2.45
+            ("2001:0:7f00:1:8000:63bf:f7f7:f7f7", forbidden(Teredo)),          // server 127.0.0.1
+            ("2001:0:4136:e378:8000:63bf:f5ff:fffe", forbidden(Teredo)),       // client 10.0.0.1
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", forbidden(Teredo)),       // client 127.0.0.1
             ("2001:0:a9fe:a9fe::", forbidden(Teredo)),
         ]);
     }
@@ -471,7 +471,7 @@ mod tests {
             assert_eq!(classify_host_name(name), forbidden(CloudMetadata), "{name}");
         }
         for name in ["example.com", "metadata.example.com", "google.internal", "localhost"] {
-            assert_eq!(classify_host_name(name), Verdict::Allowed, "{name}");
+            assert_eq!(classify_host_name(name), AddressVerdict::Allowed, "{name}");
         }
     }
 }

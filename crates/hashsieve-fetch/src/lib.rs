@@ -67,7 +67,7 @@ pub mod policy;
 mod resolve;
 mod target;
 
-pub use address::{ForbiddenClass, Verdict, classify_address, classify_host_name};
+pub use address::{AddressVerdict, ForbiddenClass, classify_address, classify_host_name};
 pub use error::{FetchError, PolicyError, TimeoutStage};
 pub use fetcher::{Fetched, Fetcher};
 pub use policy::{FetchPolicy, PortPolicy, ProxyConfig};

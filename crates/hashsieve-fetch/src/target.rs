@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use url::{Host, Url};
 
-use crate::address::{Verdict, classify_address, classify_host_name};
+use crate::address::{AddressVerdict, classify_address, classify_host_name};
 use crate::error::{FetchError, PolicyError, TimeoutStage};
 use crate::policy::{FetchPolicy, PortPolicy};
 use crate::resolve::Resolve;
@@ -93,7 +93,7 @@ impl TargetRules {
             Some(Host::Ipv6(address)) => (address.to_string(), Some(address.into()), vec![address.into()]),
             Some(Host::Domain(name)) => {
                 let listed = self.allow_hosts.iter().any(|allowed| *allowed == normalise_name(name));
-                if !listed && let Verdict::Forbidden(class) = classify_host_name(name) {
+                if !listed && let AddressVerdict::Forbidden(class) = classify_host_name(name) {
                     return Err(FetchError::Forbidden {
                         host: name.into(),
                         address: None,
@@ -112,7 +112,7 @@ impl TargetRules {
             if self.allow_networks.iter().any(|network| network.contains(address)) {
                 continue;
             }
-            if let Verdict::Forbidden(class) = classify_address(*address) {
+            if let AddressVerdict::Forbidden(class) = classify_address(*address) {
                 return Err(FetchError::Forbidden { host, address: Some(*address), class, via_redirect });
             }
         }

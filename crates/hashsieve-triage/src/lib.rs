@@ -27,7 +27,7 @@
 //! - [`export`]: illegal items as core [`Change`](hashsieve_core::delta::Change)s for the
 //!   hotline's own hash list, so that they are matched as known from then on.
 //! - `near` (private): complete PDQ radius search over the store's items.
-//! - `reframed` and `listed` (private): keypoint search for crops of items and of listed copies.
+//! - `crops` and `listed` (private): keypoint search for crops of items and of listed copies.
 //! - `store` (private): the database tables.
 //!
 //! # Storage: why redb
@@ -67,7 +67,7 @@
 //! use hashsieve_core::index::{IndexBuilder, ListOptions};
 //! use hashsieve_core::matcher::Matcher;
 //! use hashsieve_core::signals::Signals;
-//! use hashsieve_triage::model::{Outcome, Report, VerdictKind};
+//! use hashsieve_triage::model::{Disposition, Report, VerdictKind};
 //! use hashsieve_triage::{Triage, TriageOptions};
 //!
 //! let dir = tempfile::tempdir()?;
@@ -80,7 +80,7 @@
 //! let picture = std::fs::read("../../samples/images/wee.jpg")?;
 //! let signals = Signals::from_bytes(&picture, &Triage::signal_options());
 //! let report = Report { id: "r-1".into(), source: "https://example.invalid/a".into(), reported_ms: 0 };
-//! let Outcome::New { group, .. } = triage.submit(&report, &signals, &matcher)? else {
+//! let Disposition::New { group, .. } = triage.submit(&report, &signals, &matcher)? else {
 //!     panic!("nothing was assessed yet")
 //! };
 //!
@@ -94,7 +94,7 @@
 //! let signals = Signals::from_bytes(bytes.get_ref(), &Triage::signal_options());
 //! let report = Report { id: "r-2".into(), source: "upload".into(), reported_ms: 1 };
 //! let outcome = triage.submit(&report, &signals, &matcher)?;
-//! assert!(matches!(outcome, Outcome::PreviouslyAssessed { verdict, .. } if verdict.kind == VerdictKind::Legal));
+//! assert!(matches!(outcome, Disposition::PreviouslyAssessed { verdict, .. } if verdict.kind == VerdictKind::Legal));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -104,10 +104,10 @@
 pub mod export;
 pub mod model;
 
+mod crops;
 mod error;
 mod listed;
 mod near;
-mod reframed;
 mod store;
 mod triage;
 

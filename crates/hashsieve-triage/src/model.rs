@@ -117,7 +117,7 @@ pub enum Basis {
 
 /// A verdict on an item, with who gave it, when, and on what basis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verdict {
+pub struct Assessment {
     /// What was decided.
     #[serde(flatten)]
     pub kind: VerdictKind,
@@ -217,12 +217,12 @@ pub struct Item {
     pub state: ItemState,
     /// Every verdict it has had, oldest first; the last one stands.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Vec<Assessment>,
 }
 
 impl Item {
     /// The verdict that stands, if it was assessed.
-    pub fn verdict(&self) -> Option<&Verdict> {
+    pub fn verdict(&self) -> Option<&Assessment> {
         match self.state {
             ItemState::Assessed => self.verdicts.last(),
             ItemState::Pending { .. } => None,
@@ -245,7 +245,7 @@ pub struct ReportRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<ItemId>,
     /// What [`Triage::submit`](crate::Triage::submit) answered, answered again on redelivery.
-    pub outcome: Outcome,
+    pub outcome: Disposition,
     /// The content's digests, to tell a redelivery from a reused report id.
     #[serde(with = "digests_hex")]
     pub digests: Digests,
@@ -254,7 +254,7 @@ pub struct ReportRecord {
 /// What became of a submitted report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
+pub enum Disposition {
     /// A hash list has it: confirmed without review.
     Known {
         /// The list matches that count.
@@ -268,7 +268,7 @@ pub enum Outcome {
         /// item carrying the inherited verdict.
         recorded: ItemId,
         /// The verdict, as `item` had it.
-        verdict: Verdict,
+        verdict: Assessment,
         /// PDQ distance, 0 for the same bytes.
         distance: u32,
         /// Digest or PDQ.
@@ -297,7 +297,7 @@ pub enum Classification {
         /// The assessed item.
         item: ItemId,
         /// Its verdict.
-        verdict: Verdict,
+        verdict: Assessment,
         /// PDQ distance, 0 for the same bytes.
         distance: u32,
         /// Digest or PDQ.
@@ -417,12 +417,12 @@ pub enum EventKind {
     /// An analyst assessed it, directly or through its group.
     Assessed {
         /// The verdict.
-        verdict: Verdict,
+        verdict: Assessment,
     },
     /// It took over an assessed item's verdict.
     Inherited {
         /// The verdict, whose basis names the item.
-        verdict: Verdict,
+        verdict: Assessment,
     },
     /// It was written to, or withdrawn from, a hash list.
     Exported {

@@ -13,7 +13,7 @@ use hashsieve_core::digest::{DigestSet, digest_bytes};
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::Signals;
 use hashsieve_triage::model::{
-    EventKind, GroupId, Grouping, HistoryOf, ItemId, ItemState, Outcome, VerdictKind,
+    Disposition, EventKind, GroupId, Grouping, HistoryOf, ItemId, ItemState, VerdictKind,
 };
 use hashsieve_triage::{Triage, TriageOptions};
 use support::{flipped, matcher, memory_matcher, report, synthetic};
@@ -59,7 +59,7 @@ fn child_process_for_the_crash_test() {
         };
         for (&i, outcome) in chunk.iter().zip(outcomes) {
             let id = format!("r-{i}");
-            let Outcome::New { item, group } = outcome else { panic!("{id}: {outcome:?}") };
+            let Disposition::New { item, group } = outcome else { panic!("{id}: {outcome:?}") };
             println!("submitted {id} {} {}", item.0, group.0);
             if batch > 1 {
                 continue;
@@ -138,7 +138,7 @@ fn check(triage: &Triage, acknowledged: &[String]) {
             "submitted" => {
                 let record = triage.report(fields[1]).unwrap_or_else(|e| panic!("{line}: {e}"));
                 let (item, group) = (ItemId(number(2)), GroupId(number(3)));
-                assert_eq!(record.outcome, Outcome::New { item, group }, "{line}");
+                assert_eq!(record.outcome, Disposition::New { item, group }, "{line}");
                 assert_eq!(triage.reports_of(item).unwrap(), [fields[1]], "{line}");
             }
             "split" => {

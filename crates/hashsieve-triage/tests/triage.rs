@@ -4,12 +4,12 @@
 mod support;
 
 use hashsieve_core::keypoints;
-use hashsieve_core::matcher::Outcome as ListOutcome;
+use hashsieve_core::matcher::MatchOutcome;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::Signals;
 use hashsieve_triage::model::{
-    Basis, Classification, EventKind, GroupId, GroupState, Grouping, HistoryOf, ItemId, ItemState, MatchedBy,
-    Outcome, VerdictKind,
+    Basis, Classification, Disposition, EventKind, GroupId, GroupState, Grouping, HistoryOf, ItemId,
+    ItemState, MatchedBy, VerdictKind,
 };
 use hashsieve_triage::{Triage, TriageError, TriageOptions};
 use support::*;
@@ -18,9 +18,9 @@ fn illegal(category: &str) -> VerdictKind {
     VerdictKind::Illegal { category: category.to_string() }
 }
 
-fn new_item(outcome: &Outcome) -> (ItemId, GroupId) {
+fn new_item(outcome: &Disposition) -> (ItemId, GroupId) {
     match outcome {
-        Outcome::New { item, group } => (*item, *group),
+        Disposition::New { item, group } => (*item, *group),
         other => panic!("expected a new item, got {other:?}"),
     }
 }
@@ -119,7 +119,7 @@ fn edited_copies_inherit_the_verdict_of_the_assessed_original() {
         match (expected, outcome) {
             (
                 Expected::Inherits { from, distance, how },
-                Outcome::PreviouslyAssessed { item, recorded, verdict, distance: d, how: h },
+                Disposition::PreviouslyAssessed { item, recorded, verdict, distance: d, how: h },
             ) if item == from && d == distance && h == how => {
                 assert_eq!(from, items[n], "{name}: inherited from another picture");
                 assert_eq!(verdict.kind, illegal("B"));
@@ -128,8 +128,8 @@ fn edited_copies_inherit_the_verdict_of_the_assessed_original() {
                 assert_eq!(inherited_verdict.analyst, "analyst-1");
                 inherited.push(name);
             }
-            (Expected::Joins(group), Outcome::New { group: joined, .. }) if joined == group => {}
-            (Expected::Starts, Outcome::New { item, group }) => {
+            (Expected::Joins(group), Disposition::New { group: joined, .. }) if joined == group => {}
+            (Expected::Starts, Disposition::New { item, group }) => {
                 assert!(pending.iter().all(|p| p.2 != group));
                 pending.push((copy, item, group));
             }
@@ -282,7 +282,7 @@ fn the_same_bytes_under_a_new_report_id_attach_to_the_item() {
     triage.assess_item(item, illegal("A"), "a", None).unwrap();
     let third = submit(&mut triage, &matcher, "r-3", &signals).unwrap();
     assert!(matches!(third,
-        Outcome::PreviouslyAssessed { item: i, recorded, distance: 0, how: MatchedBy::ExactDigest, .. }
+        Disposition::PreviouslyAssessed { item: i, recorded, distance: 0, how: MatchedBy::ExactDigest, .. }
             if i == item && recorded == item));
     assert_eq!(triage.reports_of(item).unwrap(), ["r-1", "r-2", "r-3"]);
     assert_eq!(triage.counts().unwrap().items, 1);
@@ -389,7 +389,7 @@ fn verdicts_are_inherited_from_assessed_items_only_not_along_chains() {
     let (a, group) = new_item(&submit(&mut triage, &matcher, "a", &synthetic(b"a", base, 90)).unwrap());
     triage.assess_group(group, illegal("A"), "x", None).unwrap();
     let b = synthetic(b"b", flipped(&base, 0..20), 90);
-    let Outcome::PreviouslyAssessed { item, recorded, distance: 20, .. } =
+    let Disposition::PreviouslyAssessed { item, recorded, distance: 20, .. } =
         submit(&mut triage, &matcher, "b", &b).unwrap()
     else {
         panic!("b is 20 bits from a")
@@ -397,11 +397,11 @@ fn verdicts_are_inherited_from_assessed_items_only_not_along_chains() {
     assert_eq!(item, a);
     // 20 bits from b, 40 from a: b's inherited verdict is not passed on.
     let c = synthetic(b"c", flipped(&base, 0..40), 90);
-    assert!(matches!(submit(&mut triage, &matcher, "c", &c).unwrap(), Outcome::New { .. }));
+    assert!(matches!(submit(&mut triage, &matcher, "c", &c).unwrap(), Disposition::New { .. }));
     // But the same bytes as b have b's verdict.
     let outcome = submit(&mut triage, &matcher, "b-again", &b).unwrap();
     assert!(
-        matches!(outcome, Outcome::PreviouslyAssessed { item, how: MatchedBy::ExactDigest, .. } if item == recorded)
+        matches!(outcome, Disposition::PreviouslyAssessed { item, how: MatchedBy::ExactDigest, .. } if item == recorded)
     );
 }
 
@@ -421,7 +421,7 @@ fn weak_pdq_hashes_match_by_digest_only() {
     // The same bytes still do.
     assert_eq!(
         submit(&mut triage, &matcher, "a2", &synthetic(b"a", hash, 30)).unwrap(),
-        Outcome::New { item, group }
+        Disposition::New { item, group }
     );
 }
 
@@ -473,7 +473,8 @@ fn exported_items_are_known_to_the_matcher() {
     triage.assess_group(legal_group, VerdictKind::Legal, "a", None).unwrap();
     // An inherited item is exported too: its own digests go on the list.
     let copy = signals(&edits(&bytes)[1].1);
-    let Outcome::PreviouslyAssessed { recorded, .. } = submit(&mut triage, &matcher, "r-3", &copy).unwrap()
+    let Disposition::PreviouslyAssessed { recorded, .. } =
+        submit(&mut triage, &matcher, "r-3", &copy).unwrap()
     else {
         panic!("a copy of an assessed picture")
     };
@@ -482,12 +483,12 @@ fn exported_items_are_known_to_the_matcher() {
     let exported: Vec<_> = export.items().iter().map(|e| e.item).collect();
     assert_eq!(exported, [item, recorded]);
     assert_eq!(export.changes().len(), 2 * 5, "four digests and a PDQ hash each");
-    assert_eq!(matcher.check_signals(&original).outcome, ListOutcome::Unknown);
+    assert_eq!(matcher.check_signals(&original).outcome, MatchOutcome::Unknown);
 
     let export = triage.export_to(&matcher, LIST, Some("triage")).unwrap();
     assert_eq!(export.items().len(), 2);
     let verdict = matcher.check_signals(&original);
-    assert_eq!(verdict.outcome, ListOutcome::Known);
+    assert_eq!(verdict.outcome, MatchOutcome::Known);
     assert!(verdict.matches.iter().all(|m| m.category.as_deref() == Some("A") && m.list == LIST));
     assert!(
         verdict
@@ -495,14 +496,14 @@ fn exported_items_are_known_to_the_matcher() {
             .iter()
             .any(|m| m.entry_id.as_deref() == Some(&*hashsieve_triage::export::entry_id(item)))
     );
-    assert_eq!(matcher.check_signals(&copy).outcome, ListOutcome::Known);
-    assert_eq!(matcher.check_signals(&legal).outcome, ListOutcome::Unknown);
+    assert_eq!(matcher.check_signals(&copy).outcome, MatchOutcome::Known);
+    assert_eq!(matcher.check_signals(&legal).outcome, MatchOutcome::Unknown);
     // Another copy, never seen: the exported PDQ hash finds it.
     let unseen = signals(&edits(&bytes)[3].1);
-    assert_eq!(matcher.check_signals(&unseen).outcome, ListOutcome::NearKnown);
+    assert_eq!(matcher.check_signals(&unseen).outcome, MatchOutcome::NearKnown);
 
     // A new report of the same bytes is known now.
-    assert!(matches!(submit(&mut triage, &matcher, "r-4", &original).unwrap(), Outcome::Known { .. }));
+    assert!(matches!(submit(&mut triage, &matcher, "r-4", &original).unwrap(), Disposition::Known { .. }));
     let history = triage.history(HistoryOf::Report("r-4")).unwrap();
     assert!(matches!(&history[..], [e] if matches!(e.what, EventKind::Known { .. }) && e.item.is_none()));
     let history = triage.history(HistoryOf::Item(item)).unwrap();
@@ -521,10 +522,10 @@ fn exported_items_are_known_to_the_matcher() {
     // The original's entries are gone; the copy keeps its own verdict and entries (a
     // correction does not reach the items that inherited), whose PDQ hash is near the original.
     let verdict = matcher.check_signals(&original);
-    assert_eq!(verdict.outcome, ListOutcome::NearKnown);
+    assert_eq!(verdict.outcome, MatchOutcome::NearKnown);
     let own = hashsieve_triage::export::entry_id(item);
     assert!(verdict.matches.iter().all(|m| m.entry_id.as_deref() != Some(&*own)), "{verdict:?}");
-    assert_eq!(matcher.check_signals(&copy).outcome, ListOutcome::Known);
+    assert_eq!(matcher.check_signals(&copy).outcome, MatchOutcome::Known);
 }
 
 #[test]
@@ -541,7 +542,7 @@ fn near_known_content_is_known_unless_a_person_is_to_confirm_it() {
     let copy = signals(&edits(&bytes)[0].1);
     let fresh = tempfile::tempdir().unwrap();
     let mut trusting = open(fresh.path());
-    assert!(matches!(trusting.submit(&report("c"), &copy, &matcher).unwrap(), Outcome::Known { .. }));
+    assert!(matches!(trusting.submit(&report("c"), &copy, &matcher).unwrap(), Disposition::Known { .. }));
     drop(trusting);
 
     // A hotline that confirms every perceptual match: a new item, the match as a hint.
@@ -584,7 +585,7 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
             let stored = original.keypoints.clone().unwrap().without_mirrored();
             let aligned = keypoints::align(crop.keypoints.as_ref().unwrap(), &stored)
                 .is_some_and(|alignment| alignment.is_same_picture());
-            if matcher.check_signals(&crop).outcome == ListOutcome::Unknown && aligned {
+            if matcher.check_signals(&crop).outcome == MatchOutcome::Unknown && aligned {
                 cases.push((name, edit, crop));
             }
         }
@@ -606,7 +607,7 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
         }
         for triage in [&mut trusting, &mut confirming] {
             let outcome = submit(triage, &matcher, &file, original).unwrap();
-            assert!(matches!(outcome, Outcome::Known { .. }), "{name}: {outcome:?}");
+            assert!(matches!(outcome, Disposition::Known { .. }), "{name}: {outcome:?}");
         }
         let via = |matches: &[hashsieve_triage::model::ListMatch]| {
             !matches.is_empty()
@@ -614,7 +615,7 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
         };
         let outcome = submit(&mut trusting, &matcher, &format!("crop-{n}"), crop).unwrap();
         assert!(
-            matches!(&outcome, Outcome::Known { matches } if via(matches)),
+            matches!(&outcome, Disposition::Known { matches } if via(matches)),
             "{name}, {edit}: {outcome:?}"
         );
         let (item, _) = new_item(&submit(&mut confirming, &matcher, &format!("crop-{n}"), crop).unwrap());
@@ -635,7 +636,7 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
     let (name, _, crop) = &cases[0];
     let outcome = submit(&mut trusting, &matcher, "crop-after-reopening", crop).unwrap();
     assert!(
-        matches!(&outcome, Outcome::Known { matches } if matches[0].via_report.as_deref() == Some("file-0"))
+        matches!(&outcome, Disposition::Known { matches } if matches[0].via_report.as_deref() == Some("file-0"))
     );
 
     // The picture's entries leave the list (a correction withdraws them): its crops are no
@@ -672,7 +673,7 @@ fn a_reopened_store_has_everything() {
     let mut triage = open(dir.path());
     assert_eq!(triage.item(copy_item).unwrap().verdict().unwrap().kind, illegal("A"));
     let outcome = submit(&mut triage, &matcher, "r-5", &signals(&edits(&bytes)[5].1)).unwrap();
-    assert!(matches!(outcome, Outcome::PreviouslyAssessed { how: MatchedBy::Pdq, .. }), "{outcome:?}");
+    assert!(matches!(outcome, Disposition::PreviouslyAssessed { how: MatchedBy::Pdq, .. }), "{outcome:?}");
     let history = triage.history(HistoryOf::Report("r-2")).unwrap();
     let kinds: Vec<&str> = history
         .iter()

@@ -16,7 +16,7 @@ use hashsieve_core::signals::{
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
-use crate::Outcome;
+use crate::RunStatus;
 use crate::output::{Format, RecordWriter};
 use crate::progress;
 
@@ -113,7 +113,7 @@ fn parse_image_hash_kind(name: &str) -> Result<ImageHashKind, String> {
 }
 
 /// Runs `hashsieve hash`.
-pub fn run(args: HashArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: HashArgs) -> anyhow::Result<RunStatus> {
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -174,7 +174,7 @@ pub fn run(args: HashArgs) -> anyhow::Result<Outcome> {
         summary.failed,
         summary.partial,
     );
-    Ok(if summary.failed + summary.partial == 0 { Outcome::Clean } else { Outcome::SomeInputsFailed })
+    Ok(if summary.failed + summary.partial == 0 { RunStatus::Clean } else { RunStatus::SomeInputsFailed })
 }
 
 /// One named input, in the order of the command line.

@@ -13,7 +13,7 @@ use hashsieve_core::index::dir::{DirOptions, IndexDir};
 use hashsieve_core::index::{Index, IndexBuilder, ListOptions, Metric, VectorDistance};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::Outcome;
+use crate::RunStatus;
 
 /// Build, inspect or verify an index file or index directory.
 #[derive(Debug, Subcommand)]
@@ -244,7 +244,7 @@ impl BuildArgs {
 
 /// Runs an `index` subcommand; `matches` are the `index` subcommand's own, which say where
 /// each per-list option stood on the command line.
-pub fn run(command: IndexCommand, matches: &ArgMatches) -> anyhow::Result<Outcome> {
+pub fn run(command: IndexCommand, matches: &ArgMatches) -> anyhow::Result<RunStatus> {
     match command {
         IndexCommand::Build(args) => {
             let positions = matches.subcommand_matches("build").context("build arguments")?;
@@ -255,7 +255,7 @@ pub fn run(command: IndexCommand, matches: &ArgMatches) -> anyhow::Result<Outcom
     }
 }
 
-fn build(args: BuildArgs) -> anyhow::Result<Outcome> {
+fn build(args: BuildArgs) -> anyhow::Result<RunStatus> {
     let started = Instant::now();
     let mut builder = IndexBuilder::new();
     let mut skipped_any = false;
@@ -289,7 +289,7 @@ fn build(args: BuildArgs) -> anyhow::Result<Outcome> {
         human_bytes(size),
         started.elapsed().as_secs_f64()
     );
-    Ok(if skipped_any { Outcome::SomeInputsFailed } else { Outcome::Clean })
+    Ok(if skipped_any { RunStatus::SomeInputsFailed } else { RunStatus::Clean })
 }
 
 pub(crate) fn report_import(name: &str, file: &str, report: &ImportReport) {
@@ -331,7 +331,7 @@ fn open(path: &Path) -> anyhow::Result<Index<memmap2::Mmap>> {
     Index::open_path(path).with_context(|| format!("cannot open index {}", path.display()))
 }
 
-fn inspect(path: &Path) -> anyhow::Result<Outcome> {
+fn inspect(path: &Path) -> anyhow::Result<RunStatus> {
     if path.is_dir() {
         return inspect_dir(path);
     }
@@ -370,11 +370,11 @@ fn inspect(path: &Path) -> anyhow::Result<Outcome> {
     for section in index.file().sections() {
         println!("  kind {:#06x} {:>14}", section.kind, human_bytes(section.len() as u64));
     }
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
 /// An index directory: its base as for a file, then what the delta holds.
-fn inspect_dir(path: &Path) -> anyhow::Result<Outcome> {
+fn inspect_dir(path: &Path) -> anyhow::Result<RunStatus> {
     let options = DirOptions { writable: false, compact_after: None, repair: false };
     let (dir, report) = IndexDir::open(path, options)
         .with_context(|| format!("cannot open index directory {}", path.display()))?;
@@ -401,10 +401,10 @@ fn inspect_dir(path: &Path) -> anyhow::Result<Outcome> {
     for (file, damage) in &report.cut {
         println!("  {}: torn tail at byte {} ({})", file.display(), damage.offset, damage.reason);
     }
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
-fn verify(path: &Path) -> anyhow::Result<Outcome> {
+fn verify(path: &Path) -> anyhow::Result<RunStatus> {
     let started = Instant::now();
     if path.is_dir() {
         // Opening replays every log and fails on anything a crash cannot explain.
@@ -423,10 +423,10 @@ fn verify(path: &Path) -> anyhow::Result<Outcome> {
             if report.cut.is_empty() { "" } else { ", ending in a torn write that was never acknowledged" },
             started.elapsed().as_secs_f64()
         );
-        return Ok(Outcome::Clean);
+        return Ok(RunStatus::Clean);
     }
     let index = open(path)?;
     index.verify().with_context(|| format!("{} failed verification", path.display()))?;
     println!("{}: OK ({:.2} s)", path.display(), started.elapsed().as_secs_f64());
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }

@@ -18,7 +18,7 @@ use hashsieve_core::matcher::Matcher;
 use serde::Serialize;
 
 use super::index::{ListFormat, ListPlan, format_of, import_list, list_spec, parse_distance, report_import};
-use crate::Outcome;
+use crate::RunStatus;
 
 /// Change the lists of an index directory: each change is durable when the command returns.
 #[derive(Debug, Subcommand)]
@@ -201,7 +201,7 @@ pub struct ApplyArgs {
     actor: ActorArg,
 }
 
-pub fn run(command: ListCommand) -> anyhow::Result<Outcome> {
+pub fn run(command: ListCommand) -> anyhow::Result<RunStatus> {
     match command {
         ListCommand::Add(args) => add(args),
         ListCommand::Remove(args) => remove(args),
@@ -280,7 +280,7 @@ fn acknowledged(receipt: &Receipt, what: &str) {
     println!("{what}: {} (batch {}, durable)", parts.join(", "), receipt.seq);
 }
 
-fn add(args: AddArgs) -> anyhow::Result<Outcome> {
+fn add(args: AddArgs) -> anyhow::Result<RunStatus> {
     let new = entries(&args.hashes, args.kind, &args.id, &args.category, &args.source)?;
     let matcher = open_writable(&args.dir)?;
     let mut changes = Vec::new();
@@ -291,10 +291,10 @@ fn add(args: AddArgs) -> anyhow::Result<Outcome> {
     changes.extend(new.into_iter().map(|entry| Change::Add { list: args.list.clone(), entry }));
     let receipt = matcher.submit(changes, args.actor.actor.as_deref())?;
     acknowledged(&receipt, &format!("list {}", args.list));
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
-fn remove(args: RemoveArgs) -> anyhow::Result<Outcome> {
+fn remove(args: RemoveArgs) -> anyhow::Result<RunStatus> {
     let removals: Vec<Removal> = if args.hashes.is_empty() {
         match (&args.list, &args.id) {
             (Some(list), Some(id)) => vec![Removal::entry(list.clone(), id.clone())],
@@ -312,18 +312,18 @@ fn remove(args: RemoveArgs) -> anyhow::Result<Outcome> {
     let matcher = open_writable(&args.dir)?;
     let receipt = matcher.remove(removals, args.actor.actor.as_deref())?;
     acknowledged(&receipt, "withdrawal");
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
-fn allow(args: AllowArgs) -> anyhow::Result<Outcome> {
+fn allow(args: AllowArgs) -> anyhow::Result<RunStatus> {
     let new = entries(&args.hashes, args.kind, &args.id, &args.category, &None)?;
     let matcher = open_writable(&args.dir)?;
     let receipt = matcher.allow(Some(&args.list), new, args.actor.actor.as_deref())?;
     acknowledged(&receipt, &format!("allow-list {}", args.list));
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
-fn refresh(args: RefreshArgs) -> anyhow::Result<Outcome> {
+fn refresh(args: RefreshArgs) -> anyhow::Result<RunStatus> {
     let (name, path) = list_spec(&args.list);
     let format = args.format.unwrap_or_else(|| format_of(&path));
     if format != ListFormat::Vics && args.kind.len() != 1 {
@@ -368,10 +368,10 @@ fn refresh(args: RefreshArgs) -> anyhow::Result<Outcome> {
         if refreshed.created { "; list created" } else { "" },
         refreshed.seq
     );
-    Ok(if report.skipped.is_empty() { Outcome::Clean } else { Outcome::SomeInputsFailed })
+    Ok(if report.skipped.is_empty() { RunStatus::Clean } else { RunStatus::SomeInputsFailed })
 }
 
-fn compact(dir: &DirArg) -> anyhow::Result<Outcome> {
+fn compact(dir: &DirArg) -> anyhow::Result<RunStatus> {
     let matcher = open(&dir.dir, DirOptions { compact_after: None, ..DirOptions::default() })?;
     let done = matcher.compact()?;
     println!(
@@ -381,7 +381,7 @@ fn compact(dir: &DirArg) -> anyhow::Result<Outcome> {
         super::index::human_bytes(done.bytes),
         done.seconds
     );
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
 #[derive(Serialize)]
@@ -393,7 +393,7 @@ struct BatchJson<'a> {
     changes: Vec<ChangeJson>,
 }
 
-fn log(dir: &Path, json: bool) -> anyhow::Result<Outcome> {
+fn log(dir: &Path, json: bool) -> anyhow::Result<RunStatus> {
     let logs = read_logs(&OsStorage::new(dir))
         .with_context(|| format!("cannot read the logs of {}", dir.display()))?;
     let mut out = BufWriter::new(io::stdout().lock());
@@ -425,7 +425,7 @@ fn log(dir: &Path, json: bool) -> anyhow::Result<Outcome> {
         }
     }
     out.flush()?;
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
@@ -465,7 +465,7 @@ fn parse_line(line: &str) -> anyhow::Result<Vec<Change>> {
     items.into_iter().map(|item| Ok(serde_json::from_value::<ChangeJson>(item)?.into_change()?)).collect()
 }
 
-fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
+fn apply(args: ApplyArgs) -> anyhow::Result<RunStatus> {
     let options = DirOptions { compact_after: Some(args.compact_after), ..DirOptions::default() };
     let matcher = open(&args.dir.dir, options)?;
     let out = Mutex::new(io::stdout());
@@ -519,7 +519,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         }
         Ok(())
     })?;
-    Ok(if failures.into_inner() > 0 { Outcome::SomeInputsFailed } else { Outcome::Clean })
+    Ok(if failures.into_inner() > 0 { RunStatus::SomeInputsFailed } else { RunStatus::Clean })
 }
 
 #[derive(Serialize)]
@@ -536,7 +536,7 @@ struct EntryJson<'a> {
     source: Option<&'a str>,
 }
 
-fn dump(dir: &DirArg) -> anyhow::Result<Outcome> {
+fn dump(dir: &DirArg) -> anyhow::Result<RunStatus> {
     let matcher = open(&dir.dir, DirOptions { writable: false, compact_after: None, repair: false })?;
     let mut out = BufWriter::new(io::stdout().lock());
     let mut result = Ok(());
@@ -560,10 +560,10 @@ fn dump(dir: &DirArg) -> anyhow::Result<Outcome> {
     });
     result?;
     out.flush()?;
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
-fn repair(dir: &DirArg) -> anyhow::Result<Outcome> {
+fn repair(dir: &DirArg) -> anyhow::Result<RunStatus> {
     let options = DirOptions { repair: true, compact_after: None, ..DirOptions::default() };
     let (_, report) = Matcher::open_dir(&dir.dir, options)
         .with_context(|| format!("cannot open index directory {}", dir.dir.display()))?;
@@ -574,5 +574,5 @@ fn repair(dir: &DirArg) -> anyhow::Result<Outcome> {
         let lost = if damage.later_records { "; valid changes after it were dropped" } else { "" };
         println!("{}: cut at byte {} ({}){lost}", file.display(), damage.offset, damage.reason);
     }
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }

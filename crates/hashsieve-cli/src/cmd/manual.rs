@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, CommandFactory};
 use hashsieve_assets::Shell;
 
-use crate::{Cli, Outcome};
+use crate::{Cli, RunStatus};
 
 /// Write the man pages of hashsieve and of each subcommand into a directory.
 ///
@@ -30,17 +30,17 @@ pub struct CompletionsArgs {
     shell: Shell,
 }
 
-pub fn run_manpages(args: ManpagesArgs) -> anyhow::Result<Outcome> {
+pub fn run_manpages(args: ManpagesArgs) -> anyhow::Result<RunStatus> {
     let pages = hashsieve_assets::write_man_pages(Cli::command(), "1", &args.dir)
         .with_context(|| format!("cannot write man pages into {}", args.dir.display()))?;
     for page in pages {
         println!("{}", page.display());
     }
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }
 
-pub fn run_completions(args: CompletionsArgs) -> anyhow::Result<Outcome> {
+pub fn run_completions(args: CompletionsArgs) -> anyhow::Result<RunStatus> {
     hashsieve_assets::write_completions(Cli::command(), args.shell, &mut std::io::stdout().lock())
         .context("cannot write the completion script")?;
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }

@@ -10,11 +10,11 @@ use hashsieve_core::files::walk_files;
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::{self, Mode};
 use hashsieve_core::index::{IndexBuilder, ListOptions};
-use hashsieve_core::matcher::{Match, MatchOptions, Matcher, Outcome as Verdict, Verdict as Answer};
+use hashsieve_core::matcher::{Match, MatchOptions, MatchOutcome, MatchVerdict, Matcher};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::Outcome;
+use crate::RunStatus;
 use crate::output::Format;
 use crate::progress;
 
@@ -132,7 +132,7 @@ struct Row<'a> {
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     query: Option<&'a str>,
-    outcome: Verdict,
+    outcome: MatchOutcome,
     #[serde(flatten)]
     matched: &'a Match,
 }
@@ -170,7 +170,7 @@ impl<W: Write> MatchWriter<W> {
         })
     }
 
-    fn write(&mut self, path: Option<&str>, query: Option<&str>, answer: &Answer) -> io::Result<()> {
+    fn write(&mut self, path: Option<&str>, query: Option<&str>, answer: &MatchVerdict) -> io::Result<()> {
         for matched in &answer.matches {
             match self {
                 MatchWriter::Csv(csv) => csv.write_record([
@@ -212,15 +212,15 @@ fn suppressor(allowed: &Match) -> String {
     }
 }
 
-fn outcome_name(outcome: Verdict) -> &'static str {
+fn outcome_name(outcome: MatchOutcome) -> &'static str {
     match outcome {
-        Verdict::Known => "known",
-        Verdict::NearKnown => "near_known",
-        Verdict::Unknown => "unknown",
+        MatchOutcome::Known => "known",
+        MatchOutcome::NearKnown => "near_known",
+        MatchOutcome::Unknown => "unknown",
     }
 }
 
-pub fn run_match(args: MatchArgs) -> anyhow::Result<Outcome> {
+pub fn run_match(args: MatchArgs) -> anyhow::Result<RunStatus> {
     let matcher = args.index.matcher()?;
     let stdout = io::stdout().lock();
     let mut writer = MatchWriter::new(args.index.format, BufWriter::new(stdout))?;
@@ -235,14 +235,14 @@ pub fn run_match(args: MatchArgs) -> anyhow::Result<Outcome> {
         };
         let value = kind.parse_value(value).with_context(|| text.clone())?;
         let answer = matcher.check_hash(kind, &value);
-        matched |= answer.outcome != Verdict::Unknown;
+        matched |= answer.outcome != MatchOutcome::Unknown;
         writer.write(None, Some(text), &answer)?;
     }
     writer.flush()?;
-    Ok(if matched { Outcome::Matched } else { Outcome::Clean })
+    Ok(if matched { RunStatus::Matched } else { RunStatus::Clean })
 }
 
-pub fn run_scan(args: ScanArgs) -> anyhow::Result<Outcome> {
+pub fn run_scan(args: ScanArgs) -> anyhow::Result<RunStatus> {
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()?;
     }
@@ -269,7 +269,7 @@ pub fn run_scan(args: ScanArgs) -> anyhow::Result<Outcome> {
             bar.inc(1);
             match answer {
                 Ok(answer) => {
-                    matched_files += u64::from(answer.outcome != Verdict::Unknown);
+                    matched_files += u64::from(answer.outcome != MatchOutcome::Unknown);
                     matches += answer.matches.len() as u64;
                     weak += u64::from(answer.weak_pdq);
                     not_images += u64::from(!answer.errors.is_empty());
@@ -291,11 +291,11 @@ pub fn run_scan(args: ScanArgs) -> anyhow::Result<Outcome> {
         started.elapsed().as_secs_f64()
     );
     Ok(if matched_files > 0 {
-        Outcome::Matched
+        RunStatus::Matched
     } else if errors > 0 {
-        Outcome::SomeInputsFailed
+        RunStatus::SomeInputsFailed
     } else {
-        Outcome::Clean
+        RunStatus::Clean
     })
 }
 

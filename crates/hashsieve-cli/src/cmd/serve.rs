@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use hashsieve_daemon::config::{Config, DEFAULT_PORT};
 
-use crate::Outcome;
+use crate::RunStatus;
 
 /// Serve an index over HTTP on this machine only (see `hashsieved` for the full daemon).
 ///
@@ -23,9 +23,9 @@ pub struct ServeArgs {
     port: u16,
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: ServeArgs) -> anyhow::Result<RunStatus> {
     let mut config = Config::for_index(args.index);
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], args.port));
     hashsieve_daemon::run(&config, false)?;
-    Ok(Outcome::Clean)
+    Ok(RunStatus::Clean)
 }

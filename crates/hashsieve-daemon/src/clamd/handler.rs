@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashsieve_core::matcher::Verdict;
+use hashsieve_core::matcher::MatchVerdict;
 use hashsieve_core::signals::{SignalOptions, Signals};
 use tokio::sync::{Semaphore, watch};
 
@@ -217,7 +217,7 @@ async fn check_content(
     content: Vec<u8>,
     options: SignalOptions,
     deadline: Instant,
-) -> Result<(Verdict, Signals), &'static str> {
+) -> Result<(MatchVerdict, Signals), &'static str> {
     let slots = &clamd.state.slots;
     let slot =
         slots.take_before(Signals::decode_memory(&content, &options), deadline).await.map_err(|_| BUSY)?;
@@ -239,7 +239,7 @@ fn decided(
     client: &str,
     command: &str,
     name: &str,
-    checked: Result<(Verdict, Signals), &str>,
+    checked: Result<(MatchVerdict, Signals), &str>,
 ) -> String {
     match checked {
         Ok((verdict, signals)) => {
@@ -388,7 +388,7 @@ async fn scan_file(
     state: Arc<AppState>,
     path: PathBuf,
     options: SignalOptions,
-) -> Result<(Verdict, Signals), String> {
+) -> Result<(MatchVerdict, Signals), String> {
     let matcher = state.matcher.load_full();
     let read = {
         let path = path.clone();
@@ -477,7 +477,7 @@ async fn scan_tree(clamd: &Clamd, root: PathBuf, mode: PathScan, client: &str) -
 }
 
 /// `NAME: OK` or `NAME: SIGNATURE FOUND`, from the first match that counts.
-fn found_or_ok(name: &str, verdict: &Verdict) -> String {
+fn found_or_ok(name: &str, verdict: &MatchVerdict) -> String {
     match counting_match(verdict) {
         Some(m) => format!("{name}: {} FOUND", signature(m)),
         _ => format!("{name}: OK"),

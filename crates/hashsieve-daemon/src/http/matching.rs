@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hashsieve_core::hashes::HashKind;
-use hashsieve_core::matcher::Verdict;
+use hashsieve_core::matcher::MatchVerdict;
 use hashsieve_core::signals::Signals;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,7 @@ use crate::verdict::{Asker, QueryHashes, audit, audit_lookups};
 #[derive(Serialize)]
 struct ContentAnswer {
     #[serde(flatten)]
-    verdict: Verdict,
+    verdict: MatchVerdict,
     size: u64,
     hashes: QueryHashes,
 }
@@ -78,7 +78,7 @@ struct HashAnswer {
     kind: HashKind,
     value: String,
     #[serde(flatten)]
-    verdict: Verdict,
+    verdict: MatchVerdict,
 }
 
 /// A hash value as sent: exactly its digits, nothing around them (whatever surrounds them

@@ -35,7 +35,7 @@ use hashsieve_core::signals::Signals;
 use hashsieve_fetch::FetchError;
 use hashsieve_triage::export::ExportedItem;
 use hashsieve_triage::model::{
-    Event, Group, GroupId, HistoryOf, Item, ItemId, Outcome, Report, ReportRecord, VerdictKind,
+    Disposition, Event, Group, GroupId, HistoryOf, Item, ItemId, Report, ReportRecord, VerdictKind,
 };
 use hashsieve_triage::{Triage, TriageError};
 use serde::{Deserialize, Serialize};
@@ -43,9 +43,9 @@ use serde::{Deserialize, Serialize};
 use super::extract::{Deadline, actor, authorize, blocking, json, parse_json, read_body, read_content};
 use super::problem::Problem;
 use crate::config::Role;
-use crate::hotline::{Exported, Hotline, report_options, valid_report_id};
 use crate::state::AppState;
 use crate::verdict::QueryHashes;
+use crate::verdict_memory::{Exported, VerdictMemory, report_options, valid_report_id};
 
 /// The routes of this API, as metrics name them.
 pub(crate) const ROUTES: &[&str] = &[
@@ -90,8 +90,8 @@ const MEMBERS_SHOWN: usize = 1000;
 const MAX_CATEGORY: usize = 64;
 const MAX_NOTE: usize = 4096;
 
-fn hotline(state: &AppState) -> Result<Arc<Hotline>, Problem> {
-    state.hotline.clone().ok_or_else(|| {
+fn verdict_memory(state: &AppState) -> Result<Arc<VerdictMemory>, Problem> {
+    state.verdict_memory.clone().ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
             "no-triage",
@@ -156,7 +156,7 @@ struct ContentReport {
 struct SubmitAnswer {
     report_id: String,
     #[serde(flatten)]
-    outcome: Outcome,
+    outcome: Disposition,
     size: u64,
     hashes: QueryHashes,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,16 +203,16 @@ async fn submit_url(
     body: Body,
 ) -> Result<Response, Problem> {
     let token = authorize(&state, &headers, Role::Report)?;
-    let hotline = hotline(&state)?;
+    let memory = verdict_memory(&state)?;
     let posted: UrlReport = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     // The URL is where an analyst will look: it is the report's source.
     let report = checked_report(posted.id, posted.url.clone(), posted.reported_ms)?;
-    let fetched = hotline.fetcher().fetch(&posted.url).await.map_err(|err| {
+    let fetched = memory.fetcher().fetch(&posted.url).await.map_err(|err| {
         tracing::info!(report = report.id, error = %err, "report not fetched");
         fetch_problem(err)
     })?;
     let final_url = Some(fetched.final_url.to_string());
-    let answer = decide(&state, hotline, report, fetched.body.to_vec(), final_url).await?;
+    let answer = decide(&state, memory, report, fetched.body.to_vec(), final_url).await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
         source = posted.source.as_deref().unwrap_or("-"), outcome = outcome_name(&answer.outcome), "report");
     Ok(json(&answer))
@@ -227,22 +227,22 @@ async fn submit_content(
     body: Body,
 ) -> Result<Response, Problem> {
     let token = authorize(&state, &headers, Role::Report)?;
-    let hotline = hotline(&state)?;
+    let memory = verdict_memory(&state)?;
     let Query(query) =
         query.map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text()))?;
     let report = checked_report(query.id, query.source.unwrap_or_default(), query.reported_ms)?;
     let content = read_content(&headers, body, state.limits.max_body_bytes, deadline).await?;
-    let answer = decide(&state, hotline, report, content.to_vec(), None).await?;
+    let answer = decide(&state, memory, report, content.to_vec(), None).await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
         outcome = outcome_name(&answer.outcome), "report");
     Ok(json(&answer))
 }
 
-fn outcome_name(outcome: &Outcome) -> &'static str {
+fn outcome_name(outcome: &Disposition) -> &'static str {
     match outcome {
-        Outcome::Known { .. } => "known",
-        Outcome::PreviouslyAssessed { .. } => "previously_assessed",
-        Outcome::New { .. } => "new",
+        Disposition::Known { .. } => "known",
+        Disposition::PreviouslyAssessed { .. } => "previously_assessed",
+        Disposition::New { .. } => "new",
     }
 }
 
@@ -250,7 +250,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
 /// carried through once begun).
 async fn decide(
     state: &AppState,
-    hotline: Arc<Hotline>,
+    memory: Arc<VerdictMemory>,
     report: Report,
     content: Vec<u8>,
     final_url: Option<String>,
@@ -262,7 +262,7 @@ async fn decide(
     let (outcome, signals) = slot
         .run(None, move || {
             let signals = Signals::from_bytes(&content, &options);
-            (hotline.submit(&matcher, &report, &signals), signals)
+            (memory.submit(&matcher, &report, &signals), signals)
         })
         .await?;
     Ok(SubmitAnswer {
@@ -276,10 +276,10 @@ async fn decide(
 
 /// Runs `work` on the store, on the blocking pool.
 async fn with_store<T: Send + 'static>(
-    hotline: Arc<Hotline>,
-    work: impl FnOnce(&mut Triage, &Hotline) -> Result<T, TriageError> + Send + 'static,
+    memory: Arc<VerdictMemory>,
+    work: impl FnOnce(&mut Triage, &VerdictMemory) -> Result<T, TriageError> + Send + 'static,
 ) -> Result<T, Problem> {
-    Ok(blocking(move || work(&mut hotline.store(), &hotline)).await??)
+    Ok(blocking(move || work(&mut memory.store(), &memory)).await??)
 }
 
 #[derive(Serialize)]
@@ -294,7 +294,7 @@ async fn report(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, Role::Review)?;
-    let answer = with_store(hotline(&state)?, move |store, _| {
+    let answer = with_store(verdict_memory(&state)?, move |store, _| {
         Ok(ReportAnswer { report: store.report(&id)?, history: store.history(HistoryOf::Report(&id))? })
     })
     .await?;
@@ -342,7 +342,7 @@ async fn pending_groups(
         query.map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text()))?;
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let after = query.after.map(GroupId);
-    let answer = with_store(hotline(&state)?, move |store, _| {
+    let answer = with_store(verdict_memory(&state)?, move |store, _| {
         let page = store.pending_groups(limit, after)?;
         let mut groups = Vec::with_capacity(page.groups.len());
         for summary in page.groups {
@@ -379,7 +379,7 @@ async fn group(
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, Role::Review)?;
     let id = number(id)?;
-    let answer = with_store(hotline(&state)?, move |store, _| {
+    let answer = with_store(verdict_memory(&state)?, move |store, _| {
         let group = store.group(GroupId(id))?;
         let items = group
             .members
@@ -497,7 +497,7 @@ async fn judge(
     let (verdict, analyst, note) = request.checked(token)?;
     let matcher = state.matcher.load_full();
     let audited = (format!("{verdict:?}"), analyst.clone());
-    let (items, exported) = with_store(hotline(state)?, move |store, hotline| {
+    let (items, exported) = with_store(verdict_memory(state)?, move |store, memory| {
         let items = match target {
             Judged::Group(group) => store.assess_group(group, verdict, &analyst, note.as_deref())?,
             Judged::Item(item) => {
@@ -505,7 +505,7 @@ async fn judge(
                 vec![item]
             }
         };
-        Ok((items, hotline.export(store, &matcher)))
+        Ok((items, memory.export(store, &matcher)))
     })
     .await?;
     tracing::info!(target: "audit", client = %peer, analyst = audited.1, judged = ?target, items = items.len(),
@@ -551,7 +551,7 @@ async fn split_group(
     let request: SplitRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     let group = GroupId(id);
     let new_group =
-        with_store(hotline(&state)?, move |store, _| store.split_group(group, &request.items)).await?;
+        with_store(verdict_memory(&state)?, move |store, _| store.split_group(group, &request.items)).await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), group = id,
         new_group = new_group.0, "split");
     Ok(json(&SplitAnswer { group, new_group }))
@@ -572,7 +572,7 @@ async fn item(
     authorize(&state, &headers, Role::Review)?;
     let id = number(id)?;
     let id = ItemId(id);
-    let answer = with_store(hotline(&state)?, move |store, _| {
+    let answer = with_store(verdict_memory(&state)?, move |store, _| {
         Ok(ItemAnswer {
             item: store.item(id)?,
             reports: store.reports_of(id)?,
@@ -627,20 +627,20 @@ mod tests {
         let token = hex::encode(Sha256::digest(b"analyst-token"));
         config.tokens = vec![TokenConfig::new("analyst", &token, &[Role::Review])];
         let matcher = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
-        let hotline = Hotline::open(&config, &matcher).unwrap().unwrap();
+        let memory = VerdictMemory::open(&config, &matcher).unwrap().unwrap();
         let report = Report { id: "r-1".into(), source: "test".into(), reported_ms: 1 };
         let signals = Signals::from_bytes(b"reported bytes", &report_options(&matcher));
-        let Outcome::New { item, group, .. } = hotline.submit(&matcher, &report, &signals).unwrap() else {
+        let Disposition::New { item, group, .. } = memory.submit(&matcher, &report, &signals).unwrap() else {
             panic!("a new report opens a review group")
         };
-        let state = Arc::new(AppState::new(matcher, &config).with_hotline(Some(hotline)));
+        let state = Arc::new(AppState::new(matcher, &config).with_verdict_memory(Some(memory)));
         let router = super::super::router(Arc::clone(&state));
 
         // The store is busy for twice the request deadline (another analyst's write, say).
         let (locked, is_locked) = std::sync::mpsc::channel();
-        let hotline = state.hotline.clone().unwrap();
+        let memory = state.verdict_memory.clone().unwrap();
         let busy = std::thread::spawn(move || {
-            let _store = hotline.store();
+            let _store = memory.store();
             locked.send(std::time::Instant::now()).unwrap();
             std::thread::sleep(Duration::from_secs(2));
         });
@@ -657,8 +657,8 @@ mod tests {
         busy.join().unwrap();
 
         // Written once: one verdict in the item's history.
-        let hotline = state.hotline.clone().unwrap();
-        let store = hotline.store();
+        let memory = state.verdict_memory.clone().unwrap();
+        let store = memory.store();
         let events = store.history(HistoryOf::Item(item)).unwrap();
         let verdicts = events.iter().filter(|event| format!("{event:?}").contains("Legal")).count();
         assert_eq!(verdicts, 1, "{events:?}");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hashsieve_core::decode::{SNIFF_BYTES, sniff_format};
-use hashsieve_core::matcher::Verdict;
+use hashsieve_core::matcher::MatchVerdict;
 use hashsieve_core::signals::{SignalStream, Signals};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -444,7 +444,7 @@ impl Exchange<'_> {
     /// The audit line of a decision on content: who asked, the content's hashes, the verdict,
     /// the entries matched, and for a match the HTTP request's target (what a takedown needs).
     /// Never content.
-    fn audit(&self, verdict: &Verdict, signals: &Signals) {
+    fn audit(&self, verdict: &MatchVerdict, signals: &Signals) {
         let target = if counting_match(verdict).is_some() { self.target.as_deref() } else { None };
         let asker = Asker {
             protocol: "icap",

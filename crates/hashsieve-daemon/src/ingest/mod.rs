@@ -63,11 +63,11 @@ pub async fn serve(
         let work = Arc::new(reports::ReportHashing { state: Arc::clone(&state), fetcher });
         tasks.push(spawn_consumer(client.clone(), spec, work, shutdown.clone()));
     }
-    if let Some(hotline) = state.hotline.clone() {
+    if let Some(memory) = state.verdict_memory.clone() {
         // Decisions are made in stream order (grouping depends on what came before), a read's
         // batch at a time with one fsync.
         let spec = spec(&config.hashed_stream, &config.triage_group, &config.results_stream, 1, true);
-        let work = Arc::new(triage::ReportTriage { state, hotline });
+        let work = Arc::new(triage::ReportTriage { state, verdict_memory: memory });
         tasks.push(spawn_consumer(client, spec, work, shutdown));
     }
     Ok(tasks)

@@ -20,14 +20,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hashsieve_core::matcher::{Outcome as MatchOutcome, Verdict};
+use hashsieve_core::matcher::{MatchOutcome, MatchVerdict};
 use hashsieve_core::signals::Signals;
 use hashsieve_fetch::Fetcher;
 
-use super::stream::{Message, Outcome, Work};
-use crate::hotline::{report_options, valid_report_id};
+use super::stream::{Message, ResultEntry, Work};
 use crate::state::AppState;
 use crate::verdict::{Asker, audit};
+use crate::verdict_memory::{report_options, valid_report_id};
 
 /// Hashes reports: the [`Work`] of the first stage.
 pub struct ReportHashing {
@@ -38,7 +38,7 @@ pub struct ReportHashing {
 }
 
 impl Work for ReportHashing {
-    async fn process(&self, message: Message) -> Option<Outcome> {
+    async fn process(&self, message: Message) -> Option<ResultEntry> {
         let Some(report_id) = report_id(&message.fields) else {
             // Without an id there is nothing to key a result by but the entry itself.
             return Some(failed(
@@ -78,7 +78,7 @@ impl ReportHashing {
         report_id: String,
         fields: &BTreeMap<String, Vec<u8>>,
         content: Vec<u8>,
-    ) -> Option<Outcome> {
+    ) -> Option<ResultEntry> {
         let matcher = self.state.matcher.load_full();
         let options = report_options(&matcher);
         let slot = self.state.slots.take(Signals::decode_memory(&content, &options)).await;
@@ -118,19 +118,19 @@ fn carried(fields: &BTreeMap<String, Vec<u8>>) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn failed(key: String, fields: &BTreeMap<String, Vec<u8>>, error: &str) -> Outcome {
+fn failed(key: String, fields: &BTreeMap<String, Vec<u8>>, error: &str) -> ResultEntry {
     let mut out = vec![("report_id".to_string(), key.clone().into_bytes())];
     out.extend(carried(fields));
     out.push(("error".into(), error.as_bytes().to_vec()));
-    Outcome { key, fields: out }
+    ResultEntry { key, fields: out }
 }
 
 fn hashed(
     report_id: String,
     fields: &BTreeMap<String, Vec<u8>>,
-    verdict: &Verdict,
+    verdict: &MatchVerdict,
     signals: &Signals,
-) -> Outcome {
+) -> ResultEntry {
     let mut out = vec![("report_id".to_string(), report_id.clone().into_bytes())];
     out.extend(carried(fields));
     out.push(("size".into(), signals.size.to_string().into_bytes()));
@@ -166,5 +166,5 @@ fn hashed(
     if let Some(error) = signals.errors.first() {
         out.push(("error".into(), error.to_string().into_bytes()));
     }
-    Outcome { key: report_id, fields: out }
+    ResultEntry { key: report_id, fields: out }
 }

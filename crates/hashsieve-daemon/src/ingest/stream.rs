@@ -60,7 +60,7 @@ pub struct Message {
 /// What processing a message gives: the key that makes results unique (a report id) and the
 /// result's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct ResultEntry {
     /// At most one result is published per key.
     pub key: String,
     /// The result's fields, in order.
@@ -73,11 +73,14 @@ pub struct Outcome {
 /// pending and is retried.
 pub trait Work: Send + Sync + 'static {
     /// Processes one message.
-    fn process(&self, message: Message) -> impl Future<Output = Option<Outcome>> + Send;
+    fn process(&self, message: Message) -> impl Future<Output = Option<ResultEntry>> + Send;
 
     /// Processes messages in order, for an [ordered](StreamSpec::ordered) consumer: an
     /// outcome per message. By default one after another with [`Work::process`].
-    fn process_in_order(&self, messages: Vec<Message>) -> impl Future<Output = Vec<Option<Outcome>>> + Send {
+    fn process_in_order(
+        &self,
+        messages: Vec<Message>,
+    ) -> impl Future<Output = Vec<Option<ResultEntry>>> + Send {
         async move {
             let mut outcomes = Vec::with_capacity(messages.len());
             for message in messages {
@@ -182,7 +185,7 @@ async fn publish_one(
     writer: &mut MultiplexedConnection,
     spec: &StreamSpec,
     id: &str,
-    outcome: &Outcome,
+    outcome: &ResultEntry,
 ) {
     let mut invocation = publish.key(&spec.input);
     invocation

@@ -21,28 +21,28 @@ use hashsieve_core::keypoints::Keypoints;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
 use hashsieve_triage::TriageError;
-use hashsieve_triage::model::{Outcome as Decision, Report};
+use hashsieve_triage::model::{Disposition, Report};
 
-use super::stream::{Message, Outcome, Work};
-use crate::hotline::Hotline;
+use super::stream::{Message, ResultEntry, Work};
 use crate::state::AppState;
+use crate::verdict_memory::VerdictMemory;
 
 /// Records hashed reports in the verdict memory: the [`Work`] of the second stage.
 pub struct ReportTriage {
     /// The index (the lists, the hotline's own among them).
     pub state: Arc<AppState>,
     /// The verdict memory.
-    pub hotline: Arc<Hotline>,
+    pub verdict_memory: Arc<VerdictMemory>,
 }
 
 impl Work for ReportTriage {
-    async fn process(&self, message: Message) -> Option<Outcome> {
+    async fn process(&self, message: Message) -> Option<ResultEntry> {
         self.process_in_order(vec![message]).await.pop().flatten()
     }
 
     /// Decides the reports in stream order (grouping depends on what came before) and makes
     /// the decisions durable with one fsync for the batch, before any is published.
-    async fn process_in_order(&self, messages: Vec<Message>) -> Vec<Option<Outcome>> {
+    async fn process_in_order(&self, messages: Vec<Message>) -> Vec<Option<ResultEntry>> {
         let mut entries = Vec::with_capacity(messages.len());
         let mut reports = Vec::new();
         for (position, message) in messages.into_iter().enumerate() {
@@ -54,10 +54,10 @@ impl Work for ReportTriage {
         }
         let positions: Vec<usize> = reports.iter().map(|(position, ..)| *position).collect();
         let matcher = self.state.matcher.load_full();
-        let hotline = Arc::clone(&self.hotline);
+        let memory = Arc::clone(&self.verdict_memory);
         let decided = tokio::task::spawn_blocking(move || {
             let reports: Vec<_> = reports.into_iter().map(|(_, report, signals)| (report, signals)).collect();
-            hotline.submit_all(&matcher, &reports)
+            memory.submit_all(&matcher, &reports)
         })
         .await;
         let outcomes = match decided {
@@ -70,7 +70,7 @@ impl Work for ReportTriage {
             }
             Err(_) => return entries.iter().map(|_| None).collect(),
         };
-        let mut decisions: Vec<Option<Result<Decision, TriageError>>> =
+        let mut decisions: Vec<Option<Result<Disposition, TriageError>>> =
             entries.iter().map(|_| None).collect();
         for (position, outcome) in positions.into_iter().zip(outcomes) {
             decisions[position] = Some(outcome);
@@ -109,7 +109,7 @@ impl Entry {
     }
 
     /// The result: the report's id, source and URL, the outcome and what goes with it.
-    fn result(&self, outcome: &str, extra: Vec<(String, Vec<u8>)>) -> Outcome {
+    fn result(&self, outcome: &str, extra: Vec<(String, Vec<u8>)>) -> ResultEntry {
         let mut out = vec![("report_id".to_string(), self.report_id.clone().into_bytes())];
         for name in ["source", "url"] {
             if let Some(value) = self.fields.get(name) {
@@ -118,25 +118,25 @@ impl Entry {
         }
         out.push(("outcome".into(), outcome.as_bytes().to_vec()));
         out.extend(extra);
-        Outcome { key: self.report_id.clone(), fields: out }
+        ResultEntry { key: self.report_id.clone(), fields: out }
     }
 
     /// The result of a report the first stage could not hash (a refused URL, say): decided
     /// here too, since it needs a person or a new fetch, and the result says why.
-    fn error(&self) -> Outcome {
+    fn error(&self) -> ResultEntry {
         let error = text(&self.fields, "error").or_else(|| self.unhashed.clone()).unwrap_or_default();
         self.result("error", vec![("error".into(), error.into_bytes())])
     }
 
     /// The result for a decision; `None` (retry) if the store failed.
-    fn answer(&self, decision: Option<Result<Decision, TriageError>>) -> Option<Outcome> {
+    fn answer(&self, decision: Option<Result<Disposition, TriageError>>) -> Option<ResultEntry> {
         let Some(decision) = decision else { return Some(self.error()) };
         match decision {
             Ok(decision) => {
                 let outcome = match &decision {
-                    Decision::Known { .. } => "known",
-                    Decision::PreviouslyAssessed { .. } => "previously_assessed",
-                    Decision::New { .. } => "new",
+                    Disposition::Known { .. } => "known",
+                    Disposition::PreviouslyAssessed { .. } => "previously_assessed",
+                    Disposition::New { .. } => "new",
                 };
                 let json = serde_json::to_vec(&decision).expect("decisions serialise");
                 // As the HTTP report routes write it: the list match was audited by the first stage.

@@ -2,12 +2,12 @@
 //! digest, by PDQ, and failing PDQ by keypoints (of items and of listed copies), recording
 //! nothing.
 
-use hashsieve_core::matcher::{Matcher, Outcome as ListOutcome, Verdict as ListVerdict};
+use hashsieve_core::matcher::{MatchOutcome, MatchVerdict, Matcher};
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::Signals;
 use redb::ReadTransaction;
 
-use super::{Filed, Standing, Triage};
+use super::{KeypointOwner, OwnerStatus, Triage};
 use crate::error::{Failure, TriageError};
 use crate::listed::ListedCopy;
 use crate::model::{Classification, Item, ItemId, ItemState, ListMatch, MatchedBy};
@@ -27,13 +27,13 @@ impl Triage {
         &self,
         txn: &ReadTransaction,
         signals: &Signals,
-        listed: &ListVerdict,
+        listed: &MatchVerdict,
         lists: &Matcher,
     ) -> Result<(Classification, Vec<ListMatch>), Failure> {
         let known = match listed.outcome {
-            ListOutcome::Known => true,
-            ListOutcome::NearKnown => self.options.near_known_is_known,
-            ListOutcome::Unknown => false,
+            MatchOutcome::Known => true,
+            MatchOutcome::NearKnown => self.options.near_known_is_known,
+            MatchOutcome::Unknown => false,
         };
         if known {
             let matches = listed.matches.iter().filter(|m| m.suppressed_by.is_none()).map(ListMatch::from);
@@ -108,11 +108,11 @@ impl Triage {
         let Some(query) = signals.keypoints.as_ref().filter(|set| !set.is_empty()) else {
             return Ok((Classification::New, Vec::new()));
         };
-        let not_inherited = |standing| standing != Standing::Item(NearStatus::Inherited);
-        let hits = self.reframed.same_picture(query, not_inherited);
+        let not_inherited = |standing| standing != OwnerStatus::Item(NearStatus::Inherited);
+        let hits = self.crops.same_picture(query, not_inherited);
         let mut through_copies = Vec::new();
         for hit in &hits {
-            if let Filed::ListedCopy(copy) = hit.id {
+            if let KeypointOwner::ListedCopy(copy) = hit.id {
                 through_copies = self.listed_copy_matches(txn, copy, lists)?;
                 if !through_copies.is_empty() {
                     break;
@@ -125,7 +125,7 @@ impl Triage {
         let item_hits: Vec<(ItemId, NearStatus)> = hits
             .iter()
             .filter_map(|hit| match (hit.id, hit.status) {
-                (Filed::Item(item), Standing::Item(status)) => Some((item, status)),
+                (KeypointOwner::Item(item), OwnerStatus::Item(status)) => Some((item, status)),
                 _ => None,
             })
             .collect();

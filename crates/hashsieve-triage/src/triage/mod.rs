@@ -25,16 +25,16 @@ use hashsieve_core::matcher::DEFAULT_MIN_PDQ_QUALITY;
 use hashsieve_core::signals::{PdqMode, SignalOptions};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use crate::crops::CropTable;
 use crate::error::{Failure, TriageError};
 use crate::listed::{ListedCopies, ListedCopy};
 use crate::model::{Basis, Item, ItemId, ItemState};
 use crate::near::{NearStatus, NearTable};
-use crate::reframed::ReframedTable;
 use crate::store::{self, Tables};
 
 /// What the keypoint table files: the store's items and its listed copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Filed {
+enum KeypointOwner {
     Item(ItemId),
     ListedCopy(u64),
 }
@@ -42,7 +42,7 @@ enum Filed {
 /// What a filed keypoint set can give a query: an item's review status, or a listed copy's
 /// list matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Standing {
+enum OwnerStatus {
     Item(NearStatus),
     ListedCopy,
 }
@@ -107,7 +107,7 @@ pub struct Triage {
     options: TriageOptions,
     near: NearTable,
     /// Items' and listed copies' keypoints, for reframed copies of either.
-    reframed: ReframedTable<Filed, Standing>,
+    crops: CropTable<KeypointOwner, OwnerStatus>,
     /// Which list entries and contents have a listed copy.
     listed: ListedCopies,
 }
@@ -123,7 +123,7 @@ impl Triage {
             path: path.to_path_buf(),
             options,
             near: NearTable::new(),
-            reframed: ReframedTable::default(),
+            crops: CropTable::default(),
             listed: ListedCopies::default(),
         };
         let found = triage.write("open", |tables| {
@@ -136,37 +136,40 @@ impl Triage {
         if let Some(found) = found.filter(|&found| found != FORMAT_VERSION) {
             return Err(TriageError::Format { path: triage.path, found, expected: FORMAT_VERSION });
         }
-        (triage.near, triage.reframed, triage.listed) =
-            triage.read("load items and listed copies", |txn| {
-                let items = txn.open_table(store::ITEMS)?;
-                let keypoints = txn.open_table(store::KEYPOINTS)?;
-                let (mut near, mut reframed) = (NearTable::new(), ReframedTable::default());
-                for entry in items.iter()? {
-                    let (key, value) = entry?;
-                    let item: Item = store::decode(value.value(), "item", key.value())?;
-                    triage.index_near(&mut near, &item);
-                    if let Some(bytes) = keypoints.get(item.id.0)? {
-                        let keypoints = parse_keypoints(bytes.value(), &item.id)?;
-                        reframed.insert(Filed::Item(item.id), keypoints, Standing::Item(near_status(&item)));
-                    }
+        (triage.near, triage.crops, triage.listed) = triage.read("load items and listed copies", |txn| {
+            let items = txn.open_table(store::ITEMS)?;
+            let keypoints = txn.open_table(store::KEYPOINTS)?;
+            let (mut near, mut crops) = (NearTable::new(), CropTable::default());
+            for entry in items.iter()? {
+                let (key, value) = entry?;
+                let item: Item = store::decode(value.value(), "item", key.value())?;
+                triage.index_near(&mut near, &item);
+                if let Some(bytes) = keypoints.get(item.id.0)? {
+                    let keypoints = parse_keypoints(bytes.value(), &item.id)?;
+                    crops.insert(
+                        KeypointOwner::Item(item.id),
+                        keypoints,
+                        OwnerStatus::Item(near_status(&item)),
+                    );
                 }
-                let copies = txn.open_table(store::LISTED_COPIES)?;
-                let keypoints = txn.open_table(store::LISTED_KEYPOINTS)?;
-                let mut listed = ListedCopies::default();
-                for entry in copies.iter()? {
-                    let (key, value) = entry?;
-                    let copy: ListedCopy = store::decode(value.value(), "listed copy", key.value())?;
-                    let bytes = keypoints.get(copy.id)?.ok_or_else(|| TriageError::Missing {
-                        what: "keypoints of listed copy",
-                        key: copy.id.to_string(),
-                    })?;
-                    let owner = format!("listed copy {}", copy.id);
-                    let keypoints = parse_keypoints(bytes.value(), &owner)?;
-                    reframed.insert(Filed::ListedCopy(copy.id), keypoints, Standing::ListedCopy);
-                    listed.insert(&copy);
-                }
-                Ok((near, reframed, listed))
-            })?;
+            }
+            let copies = txn.open_table(store::LISTED_COPIES)?;
+            let keypoints = txn.open_table(store::LISTED_KEYPOINTS)?;
+            let mut listed = ListedCopies::default();
+            for entry in copies.iter()? {
+                let (key, value) = entry?;
+                let copy: ListedCopy = store::decode(value.value(), "listed copy", key.value())?;
+                let bytes = keypoints.get(copy.id)?.ok_or_else(|| TriageError::Missing {
+                    what: "keypoints of listed copy",
+                    key: copy.id.to_string(),
+                })?;
+                let owner = format!("listed copy {}", copy.id);
+                let keypoints = parse_keypoints(bytes.value(), &owner)?;
+                crops.insert(KeypointOwner::ListedCopy(copy.id), keypoints, OwnerStatus::ListedCopy);
+                listed.insert(&copy);
+            }
+            Ok((near, crops, listed))
+        })?;
         Ok(triage)
     }
 

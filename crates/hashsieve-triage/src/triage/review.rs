@@ -1,11 +1,11 @@
 //! Review: the queue of pending groups, the analysts' verdicts on groups and items, splits,
 //! and the history and records of items, groups and reports.
 
-use super::{Filed, Standing, Triage};
+use super::{KeypointOwner, OwnerStatus, Triage};
 use crate::error::TriageError;
 use crate::model::{
-    Basis, Event, EventKind, Group, GroupId, GroupPage, GroupState, GroupSummary, Grouping, HistoryOf, Item,
-    ItemId, ItemState, Outcome, ReportRecord, Verdict, VerdictKind,
+    Assessment, Basis, Disposition, Event, EventKind, Group, GroupId, GroupPage, GroupState, GroupSummary,
+    Grouping, HistoryOf, Item, ItemId, ItemState, ReportRecord, VerdictKind,
 };
 use crate::near::NearStatus;
 use crate::store;
@@ -61,7 +61,7 @@ impl Triage {
             let mut members: Vec<Item> =
                 record.members.iter().map(|&id| store::item(&tables.items, id)).collect::<Result<_, _>>()?;
             let representative = representative(&members);
-            let given = Verdict {
+            let given = Assessment {
                 kind: verdict,
                 analyst: analyst.to_string(),
                 at_ms: now,
@@ -82,7 +82,7 @@ impl Triage {
         })?;
         for &item in &members {
             self.near.set_status(item, NearStatus::Assessed);
-            self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Assessed));
+            self.crops.set_status(KeypointOwner::Item(item), OwnerStatus::Item(NearStatus::Assessed));
         }
         Ok(members)
     }
@@ -126,7 +126,8 @@ impl Triage {
         })?;
         for &item in &moving {
             self.near.set_status(item, NearStatus::Pending(new_group));
-            self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Pending(new_group)));
+            self.crops
+                .set_status(KeypointOwner::Item(item), OwnerStatus::Item(NearStatus::Pending(new_group)));
         }
         Ok(new_group)
     }
@@ -152,7 +153,7 @@ impl Triage {
                 }
                 tables.put_group(&pending)?;
             }
-            let given = Verdict {
+            let given = Assessment {
                 kind: verdict,
                 analyst: analyst.to_string(),
                 at_ms: now,
@@ -167,7 +168,7 @@ impl Triage {
             Ok(())
         })?;
         self.near.set_status(item, NearStatus::Assessed);
-        self.reframed.set_status(Filed::Item(item), Standing::Item(NearStatus::Assessed));
+        self.crops.set_status(KeypointOwner::Item(item), OwnerStatus::Item(NearStatus::Assessed));
         Ok(())
     }
 
@@ -182,7 +183,7 @@ impl Triage {
                         .ok_or_else(|| TriageError::UnknownReport(id.to_string()))?;
                     match (report.item, report.outcome) {
                         (Some(item), _) => item,
-                        (None, Outcome::Known { matches }) => {
+                        (None, Disposition::Known { matches }) => {
                             let what = EventKind::Known { report: report.id, source: report.source, matches };
                             return Ok(vec![Event { at_ms: report.received_ms, item: None, what }]);
                         }

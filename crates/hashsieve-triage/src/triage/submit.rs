@@ -2,16 +2,16 @@
 //! transaction, and adding what it made to near search once that is committed.
 
 use hashsieve_core::keypoints::Keypoints;
-use hashsieve_core::matcher::{Matcher, Outcome as ListOutcome, Verdict as ListVerdict};
+use hashsieve_core::matcher::{MatchOutcome, MatchVerdict, Matcher};
 use hashsieve_core::signals::Signals;
 use redb::Durability;
 
-use super::{Filed, Standing, Triage, near_status};
+use super::{KeypointOwner, OwnerStatus, Triage, near_status};
 use crate::error::{Failure, TriageError};
 use crate::listed::{self, ListedCopy};
 use crate::model::{
-    Basis, Classification, EventKind, Group, GroupState, Grouping, Item, ItemId, ItemPdq, ItemState,
-    ListMatch, MatchedBy, Outcome, Report, ReportRecord, Verdict,
+    Assessment, Basis, Classification, Disposition, EventKind, Group, GroupState, Grouping, Item, ItemId,
+    ItemPdq, ItemState, ListMatch, MatchedBy, Report, ReportRecord,
 };
 use crate::near::NearStatus;
 use crate::store::{self, Tables};
@@ -30,7 +30,7 @@ impl Triage {
         report: &Report,
         signals: &Signals,
         lists: &Matcher,
-    ) -> Result<Outcome, TriageError> {
+    ) -> Result<Disposition, TriageError> {
         self.submit_with(report, signals, lists, Durability::Immediate)
     }
 
@@ -42,7 +42,7 @@ impl Triage {
         signals: &Signals,
         lists: &Matcher,
         durability: Durability,
-    ) -> Result<Outcome, TriageError> {
+    ) -> Result<Disposition, TriageError> {
         if report.id.is_empty() {
             return Err(TriageError::EmptyReportId);
         }
@@ -93,7 +93,7 @@ impl Triage {
             Ok((outcome, new_item, kept))
         })?;
         if let Some((copy, keypoints)) = kept {
-            self.reframed.insert(Filed::ListedCopy(copy.id), keypoints, Standing::ListedCopy);
+            self.crops.insert(KeypointOwner::ListedCopy(copy.id), keypoints, OwnerStatus::ListedCopy);
             self.listed.insert(&copy);
         }
         if let Some((item, status)) = new_item {
@@ -102,7 +102,7 @@ impl Triage {
             }
             if let Some(keypoints) = &signals.keypoints {
                 let stored = keypoints.clone().without_mirrored();
-                self.reframed.insert(Filed::Item(item), stored, Standing::Item(status));
+                self.crops.insert(KeypointOwner::Item(item), stored, OwnerStatus::Item(status));
             }
         }
         Ok(outcome)
@@ -118,7 +118,7 @@ impl Triage {
         &mut self,
         reports: &[(Report, Signals)],
         lists: &Matcher,
-    ) -> Result<Vec<Result<Outcome, TriageError>>, TriageError> {
+    ) -> Result<Vec<Result<Disposition, TriageError>>, TriageError> {
         let outcomes = reports
             .iter()
             .map(|(report, signals)| self.submit_with(report, signals, lists, Durability::None))
@@ -162,10 +162,10 @@ fn record(
     tables: &mut Tables<'_>,
     submission: Submission<'_>,
     classification: Classification,
-) -> Result<(Outcome, Option<NewItem>), Failure> {
+) -> Result<(Disposition, Option<NewItem>), Failure> {
     let Submission { report, signals, hints, now } = submission;
     let submitted = EventKind::Submitted { report: report.id.clone(), source: report.source.clone() };
-    let new_item = |tables: &mut Tables<'_>, state: ItemState, verdicts: Vec<Verdict>| {
+    let new_item = |tables: &mut Tables<'_>, state: ItemState, verdicts: Vec<Assessment>| {
         let item = Item {
             id: tables.new_item_id()?,
             first_reported_ms: report.reported_ms,
@@ -189,11 +189,11 @@ fn record(
     };
     let near = |item: &Item| Some((item.id, near_status(item)));
     let (outcome, item, near) = match classification {
-        Classification::Known { matches } => (Outcome::Known { matches }, None, None),
+        Classification::Known { matches } => (Disposition::Known { matches }, None, None),
         Classification::PreviouslyAssessed { item, verdict, distance, how: MatchedBy::ExactDigest } => {
             tables.add_report(item, &report.id)?;
             tables.add_event(item, now, submitted.clone())?;
-            let outcome = Outcome::PreviouslyAssessed {
+            let outcome = Disposition::PreviouslyAssessed {
                 item,
                 recorded: item,
                 verdict,
@@ -208,7 +208,7 @@ fn record(
             distance,
             how: how @ (MatchedBy::Pdq | MatchedBy::Keypoints),
         } => {
-            let inherited = Verdict {
+            let inherited = Assessment {
                 kind: verdict.kind.clone(),
                 analyst: verdict.analyst.clone(),
                 at_ms: now,
@@ -219,13 +219,13 @@ fn record(
             tables.add_event(item.id, now, EventKind::Inherited { verdict: inherited })?;
             tables.log_verdict(item.id)?;
             let outcome =
-                Outcome::PreviouslyAssessed { item: from, recorded: item.id, verdict, distance, how };
+                Disposition::PreviouslyAssessed { item: from, recorded: item.id, verdict, distance, how };
             (outcome, Some(item.id), near(&item))
         }
         Classification::Pending { item, group, how: MatchedBy::ExactDigest, .. } => {
             tables.add_report(item, &report.id)?;
             tables.add_event(item, now, submitted.clone())?;
-            (Outcome::New { item, group }, Some(item), None)
+            (Disposition::New { item, group }, Some(item), None)
         }
         Classification::Pending {
             item: nearest,
@@ -239,7 +239,7 @@ fn record(
             tables.put_group(&joined)?;
             let why = Grouping::NearMember { member: nearest, distance, how };
             tables.add_event(item.id, now, EventKind::Grouped { group, why })?;
-            (Outcome::New { item: item.id, group }, Some(item.id), near(&item))
+            (Disposition::New { item: item.id, group }, Some(item.id), near(&item))
         }
         Classification::New => {
             let group = tables.new_group_id()?;
@@ -254,7 +254,7 @@ fn record(
             tables.put_group(&record)?;
             tables.pending_groups.insert(group.0, ())?;
             tables.add_event(item.id, now, EventKind::Grouped { group, why: Grouping::Started })?;
-            (Outcome::New { item: item.id, group }, Some(item.id), near(&item))
+            (Disposition::New { item: item.id, group }, Some(item.id), near(&item))
         }
     };
     let record = ReportRecord {
@@ -272,12 +272,12 @@ fn record(
 
 /// The list matches that go with a report's item as a hint for the analyst: perceptual-only
 /// matches that did not make it known, and those found through a listed copy.
-fn hints(listed: &ListVerdict, through_copies: Vec<ListMatch>) -> Vec<ListMatch> {
+fn hints(listed: &MatchVerdict, through_copies: Vec<ListMatch>) -> Vec<ListMatch> {
     let perceptual = match listed.outcome {
-        ListOutcome::NearKnown => {
+        MatchOutcome::NearKnown => {
             listed.matches.iter().filter(|m| m.suppressed_by.is_none()).map(ListMatch::from).collect()
         }
-        ListOutcome::Known | ListOutcome::Unknown => Vec::new(),
+        MatchOutcome::Known | MatchOutcome::Unknown => Vec::new(),
     };
     [perceptual, through_copies].concat()
 }

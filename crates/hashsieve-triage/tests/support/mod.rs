@@ -12,7 +12,7 @@ use hashsieve_core::index::{IndexBuilder, ListOptions};
 use hashsieve_core::matcher::Matcher;
 use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::{PdqSignal, Signals};
-use hashsieve_triage::model::{Outcome, Report};
+use hashsieve_triage::model::{Disposition, Report};
 use hashsieve_triage::{Triage, TriageError, TriageOptions};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
@@ -54,7 +54,7 @@ pub fn pdq_distance(query: &Signals, stored: &Signals) -> u32 {
 }
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    hashsieve_testkit::workspace()
 }
 
 pub fn picture(name: &str) -> Vec<u8> {
@@ -144,6 +144,6 @@ pub fn submit(
     matcher: &Matcher,
     id: &str,
     signals: &Signals,
-) -> Result<Outcome, TriageError> {
+) -> Result<Disposition, TriageError> {
     triage.submit(&report(id), signals, matcher)
 }

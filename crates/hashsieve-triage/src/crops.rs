@@ -48,7 +48,7 @@ const MAX_CANDIDATES: usize = 12;
 /// Keypoint sets filed for candidate search, each under an id (`Id`: the store's items, or its
 /// listed copies) with a status the search can filter on (`Status`).
 #[derive(Debug)]
-pub(crate) struct ReframedTable<Id, Status> {
+pub(crate) struct CropTable<Id, Status> {
     entries: Vec<(Id, Keypoints, Status)>,
     positions: HashMap<Id, usize>,
     /// Per descriptor word: key → the descriptors filed under it, as an entry's position
@@ -58,19 +58,19 @@ pub(crate) struct ReframedTable<Id, Status> {
 
 /// A set aligned with the query as the same picture.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ReframedHit<Id, Status> {
+pub(crate) struct CropHit<Id, Status> {
     pub(crate) id: Id,
     pub(crate) status: Status,
     pub(crate) alignment: Alignment,
 }
 
-impl<Id, Status> Default for ReframedTable<Id, Status> {
+impl<Id, Status> Default for CropTable<Id, Status> {
     fn default() -> Self {
-        ReframedTable { entries: Vec::new(), positions: HashMap::new(), tables: Default::default() }
+        CropTable { entries: Vec::new(), positions: HashMap::new(), tables: Default::default() }
     }
 }
 
-impl<Id: Copy + Eq + Hash + Ord, Status: Copy> ReframedTable<Id, Status> {
+impl<Id: Copy + Eq + Hash + Ord, Status: Copy> CropTable<Id, Status> {
     /// Files a set of keypoints (the stored form, without mirrored descriptors). Sets past
     /// the 2²⁴th are not filed (the position would not fit beside the point index): a store
     /// that large is far beyond a hotline's, and such items are still found by digest and PDQ.
@@ -105,7 +105,7 @@ impl<Id: Copy + Eq + Hash + Ord, Status: Copy> ReframedTable<Id, Status> {
         &self,
         query: &Keypoints,
         wanted: impl Fn(Status) -> bool,
-    ) -> Vec<ReframedHit<Id, Status>> {
+    ) -> Vec<CropHit<Id, Status>> {
         let mut votes: HashMap<u32, u32> = HashMap::new();
         // Per query descriptor: (entry position, distance) of the stored descriptors near it.
         let mut near: Vec<(u32, u32)> = Vec::new();
@@ -143,12 +143,12 @@ impl<Id: Copy + Eq + Hash + Ord, Status: Copy> ReframedTable<Id, Status> {
         // Most votes first; ties to the older item.
         candidates.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         candidates.truncate(MAX_CANDIDATES);
-        let mut hits: Vec<ReframedHit<Id, Status>> = candidates
+        let mut hits: Vec<CropHit<Id, Status>> = candidates
             .into_iter()
             .filter_map(|(position, _)| {
                 let (id, stored, status) = &self.entries[position as usize];
                 let alignment = keypoints::align(query, stored)?;
-                alignment.is_same_picture().then_some(ReframedHit { id: *id, status: *status, alignment })
+                alignment.is_same_picture().then_some(CropHit { id: *id, status: *status, alignment })
             })
             .collect();
         hits.sort_by(|a, b| b.alignment.agreeing.cmp(&a.alignment.agreeing).then(a.id.cmp(&b.id)));
@@ -178,7 +178,7 @@ mod tests {
     fn candidate_search_finds_what_aligning_everything_finds() {
         let (width, height) = (360, 270);
         let pictures: Vec<Vec<u8>> = (1..=12).map(|seed| picture(seed, width, height)).collect();
-        let mut table: ReframedTable<ItemId, NearStatus> = ReframedTable::default();
+        let mut table: CropTable<ItemId, NearStatus> = CropTable::default();
         let stored: Vec<Keypoints> =
             pictures.iter().map(|rgb| Keypoints::from_rgb(rgb, width, height).without_mirrored()).collect();
         for (number, keypoints) in stored.iter().enumerate() {
@@ -219,7 +219,7 @@ mod tests {
     fn every_stored_copy_of_a_picture_is_found() {
         let (width, height) = (360, 270);
         let original = picture(40, width, height);
-        let mut table: ReframedTable<ItemId, NearStatus> = ReframedTable::default();
+        let mut table: CropTable<ItemId, NearStatus> = CropTable::default();
         let mut stored = Vec::new();
         // Brightened a little: descriptors compare, so the copies are described (nearly) alike.
         for number in 0..6u8 {

@@ -20,7 +20,7 @@ use hashsieve_core::matcher::Matcher;
 use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
 use hashsieve_fetch::Fetcher;
 use hashsieve_triage::export::ExportedItem;
-use hashsieve_triage::model::{Outcome, Report};
+use hashsieve_triage::model::{Disposition, Report};
 use hashsieve_triage::{Triage, TriageError};
 
 use crate::config::Config;
@@ -46,15 +46,15 @@ pub fn report_options(matcher: &Matcher) -> SignalOptions {
 }
 
 /// The verdict memory and what goes with it.
-pub struct Hotline {
+pub struct VerdictMemory {
     store: Mutex<Triage>,
     export_list: Option<String>,
     fetcher: Fetcher,
 }
 
-impl fmt::Debug for Hotline {
+impl fmt::Debug for VerdictMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hotline").field("export_list", &self.export_list).finish_non_exhaustive()
+        f.debug_struct("VerdictMemory").field("export_list", &self.export_list).finish_non_exhaustive()
     }
 }
 
@@ -67,11 +67,11 @@ pub struct Exported {
     pub error: Option<String>,
 }
 
-impl Hotline {
+impl VerdictMemory {
     /// Opens the store of `config.triage` (none if unset), creates the export list in
     /// `matcher`'s index if it is missing, and exports what earlier verdicts still owe it.
     /// Blocking.
-    pub fn open(config: &Config, matcher: &Matcher) -> anyhow::Result<Option<Hotline>> {
+    pub fn open(config: &Config, matcher: &Matcher) -> anyhow::Result<Option<VerdictMemory>> {
         let Some(path) = &config.triage.store else { return Ok(None) };
         let mut store = Triage::open(path, config.triage.options())
             .with_context(|| format!("triage.store {}", path.display()))?;
@@ -92,7 +92,7 @@ impl Hotline {
                 );
             }
         }
-        Ok(Some(Hotline {
+        Ok(Some(VerdictMemory {
             store: Mutex::new(store),
             export_list: config.triage.export_list.clone(),
             fetcher,
@@ -116,7 +116,7 @@ impl Hotline {
         matcher: &Matcher,
         report: &Report,
         signals: &Signals,
-    ) -> Result<Outcome, TriageError> {
+    ) -> Result<Disposition, TriageError> {
         self.store().submit(report, signals, matcher)
     }
 
@@ -126,7 +126,7 @@ impl Hotline {
         &self,
         matcher: &Matcher,
         reports: &[(Report, Signals)],
-    ) -> Result<Vec<Result<Outcome, TriageError>>, TriageError> {
+    ) -> Result<Vec<Result<Disposition, TriageError>>, TriageError> {
         self.store().submit_all(reports, matcher)
     }
 
