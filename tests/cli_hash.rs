@@ -15,13 +15,13 @@ fn hashsieve() -> Command {
 }
 
 fn vectors_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/pdq");
+    let dir = hashsieve_testkit::vectors().join("pdq");
     assert!(dir.is_dir(), "the PDQ reference vectors are missing: {}", dir.display());
     dir
 }
 
 fn run(args: &[&str]) -> Output {
-    hashsieve().args(args).output().expect("hashsieve runs")
+    hashsieve_testkit::run(env!("CARGO_BIN_EXE_hashsieve"), args)
 }
 
 fn json_lines(output: &Output) -> Vec<Value> {

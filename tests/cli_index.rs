@@ -10,15 +10,15 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn hashsieve(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hashsieve")).args(args).output().expect("hashsieve runs")
+    hashsieve_testkit::run(env!("CARGO_BIN_EXE_hashsieve"), args)
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    hashsieve_testkit::workspace()
 }
 
 fn samples() -> String {
-    root().join("samples/images").display().to_string()
+    hashsieve_testkit::samples().display().to_string()
 }
 
 fn json_lines(output: &Output) -> Vec<Value> {

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn hashsieve(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hashsieve")).args(args).output().expect("hashsieve runs")
+    hashsieve_testkit::run(env!("CARGO_BIN_EXE_hashsieve"), args)
 }
 
 fn ok(args: &[&str]) -> String {

@@ -67,7 +67,7 @@ impl Line {
 }
 
 fn hashsieve(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hashsieve")).args(args).output().expect("hashsieve runs")
+    hashsieve_testkit::run(env!("CARGO_BIN_EXE_hashsieve"), args)
 }
 
 /// One line of `list dump`, as much of it as the test reads.

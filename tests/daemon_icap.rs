@@ -204,8 +204,7 @@ impl Squid {
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let port = hashsieve_testkit::free_port();
         let snippet =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/squid-icap.conf"))
-                .unwrap();
+            std::fs::read_to_string(hashsieve_testkit::workspace().join("docs/squid-icap.conf")).unwrap();
         assert!(
             snippet.contains("icap://127.0.0.1:1344/respmod"),
             "the documented snippet names the service"
@@ -363,7 +362,7 @@ fn c_icap_client_sees_options_blocks_and_passes_in_every_mode() {
     let mut files: Vec<(String, PathBuf)> =
         IMAGES.iter().map(|name| (name.to_string(), sample(name))).collect();
     files.push(("large.jpg".into(), large));
-    files.push(("README.md".into(), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")));
+    files.push(("README.md".into(), hashsieve_testkit::workspace().join("README.md")));
     let modes: [&[&str]; 4] = [&[], &["-nopreview"], &["-nopreview", "-no204"], &["-w", "10"]];
     for (name, path) in &files {
         let bytes = std::fs::read(path).unwrap();

@@ -13,7 +13,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn vectors() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/pdq");
+    let dir = hashsieve_testkit::vectors().join("pdq");
     assert!(dir.is_dir(), "the PDQ reference vectors are missing: {}", dir.display());
     dir
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use hashsieve_core::pdq::{self, Dihedral, ParseHashError, PdqHash, PdqHasher};
 
 fn vectors() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/pdq");
+    let dir = hashsieve_testkit::vectors().join("pdq");
     assert!(dir.is_dir(), "the PDQ reference vectors are missing: {}", dir.display());
     dir
 }

@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::AbortOnDropHandle;
 
 pub fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/images").join(name)
+    hashsieve_testkit::samples().join(name)
 }
 
 /// Limits short enough for tests that wait for them.
