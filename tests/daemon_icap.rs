@@ -199,6 +199,11 @@ struct Squid {
 
 impl Squid {
     fn start(icap: SocketAddr) -> Squid {
+        Squid::start_with(icap, false)
+    }
+
+    /// The same, with the documented snippet's REQMOD service switched on too.
+    fn start_with(icap: SocketAddr, reqmod: bool) -> Squid {
         let dir = tempfile::tempdir().unwrap();
         // Squid started by root runs as the `proxy` user, which must write its logs here.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -209,7 +214,13 @@ impl Squid {
             snippet.contains("icap://127.0.0.1:1344/respmod"),
             "the documented snippet names the service"
         );
-        let snippet = snippet.replace("127.0.0.1:1344", &icap.to_string());
+        let mut snippet = snippet.replace("127.0.0.1:1344", &icap.to_string());
+        if reqmod {
+            assert!(snippet.contains("# icap_service hashsieve_reqmod"), "the snippet documents REQMOD");
+            snippet = snippet.replace("# icap_service hashsieve_reqmod", "icap_service hashsieve_reqmod");
+            snippet =
+                snippet.replace("# adaptation_access hashsieve_reqmod", "adaptation_access hashsieve_reqmod");
+        }
         let d = dir.path().display();
         let config = format!(
             "http_port 127.0.0.1:{port}\npid_filename {d}/squid.pid\ncache_log {d}/cache.log\n\
@@ -314,6 +325,33 @@ fn squid_serves_the_block_page_for_listed_images_and_everything_else_unchanged()
             }
         }
     }
+}
+
+#[test]
+fn squid_blocks_urls_on_the_block_list_before_the_origin_and_follows_the_list() {
+    let name = IMAGES.iter().find(|name| !expected_blocked().contains_key(*name)).unwrap();
+    let picture = std::fs::read(sample(name)).unwrap();
+    let host = hashsieve_testkit::origin::Origin::serving(picture.clone());
+    let (blocked, other) = (host.url("/reported/a.jpg"), host.url("/reported/b.jpg"));
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("blocklist.txt");
+    // As the hotline's export writes it; Squid's request is compared normalised.
+    std::fs::write(&list, format!("{}\n", blocked.replace("/a.jpg", "/%61.jpg"))).unwrap();
+    let daemon = start(&format!("block_list = {list:?}"));
+    let squid = Squid::start_with(daemon.icap, true);
+
+    let (status, body) = squid.fetch(&blocked);
+    assert_eq!(status, 403, "the listed URL is blocked");
+    assert!(String::from_utf8_lossy(&body).contains("url-block-list"), "{}", String::from_utf8_lossy(&body));
+    let (status, body) = squid.fetch(&other);
+    assert_eq!((status, body == picture), (200, true), "another URL of the host passes");
+    let asked: Vec<String> = host.received().into_iter().map(|(line, _)| line).collect();
+    assert_eq!(asked, ["GET /reported/b.jpg HTTP/1.1"], "the blocked URL never reached the origin");
+
+    // The hotline's content is gone and the list is rewritten: Squid passes it, no restart.
+    std::fs::write(&list, format!("{other}\n")).unwrap();
+    hashsieve_testkit::wait_for("the new list", Duration::from_secs(10), || squid.fetch(&blocked).0 == 200);
+    assert_eq!(squid.fetch(&other).0, 403);
 }
 
 /// Runs c-icap-client; returns the ICAP status line and the body it wrote, if any.

@@ -240,7 +240,7 @@ fn the_deciding_daemon_confirms_known_inherits_verdicts_and_groups_the_new() {
         let mut triage = Triage::open(&store, TriageOptions::default()).unwrap();
         let signals = Signals::from_bytes(&read("q1050.jpg"), &Triage::signal_options());
         let empty = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
-        let report = Report { id: "earlier".into(), source: "upload".into(), reported_ms: 0 };
+        let report = Report { id: "earlier".into(), source: "upload".into(), reported_ms: 0, location: None };
         let Disposition::New { group, .. } = triage.submit(&report, &signals, &empty).unwrap() else {
             panic!("the store was empty")
         };

@@ -60,7 +60,7 @@ fn classify(c: &mut Criterion) {
     let started = std::time::Instant::now();
     for i in 0..n {
         let hash = random_hash(&mut rng);
-        let report = Report { id: format!("r-{i}"), source: "bench".into(), reported_ms: i };
+        let report = Report { id: format!("r-{i}"), source: "bench".into(), reported_ms: i, location: None };
         let outcome = triage.submit(&report, &signals(i, hash, &mut rng), &lists).expect("submit");
         let Disposition::New { group, .. } = outcome else {
             panic!("random hashes are far apart: {outcome:?}")

@@ -36,6 +36,10 @@ enum Command {
     Scan(cmd::scan::ScanArgs),
     #[cfg(feature = "serve")]
     Serve(cmd::serve::ServeArgs),
+    /// Read a hotline's takedown cases offline: the block list, referrals, notices, figures.
+    #[cfg(feature = "takedown")]
+    #[command(subcommand)]
+    Takedown(cmd::takedown::TakedownCommand),
     Manpages(cmd::manual::ManpagesArgs),
     Completions(cmd::manual::CompletionsArgs),
 }
@@ -87,6 +91,8 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run_scan(args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => cmd::serve::run(args),
+        #[cfg(feature = "takedown")]
+        Command::Takedown(command) => cmd::takedown::run(command),
         Command::Manpages(args) => cmd::manual::run_manpages(args),
         Command::Completions(args) => cmd::manual::run_completions(args),
     };

@@ -106,6 +106,8 @@ pub enum Role {
     /// Read the triage queue and the history of reports and items, and give verdicts: the
     /// hotline's analysts.
     Review,
+    /// Read the URL block list: the hotline's ISP partners.
+    Blocklist,
     /// Change lists and compact, as well as everything else.
     Admin,
 }
@@ -255,6 +257,9 @@ pub struct IcapConfig {
     pub block_page: Option<PathBuf>,
     /// The block page's `{reason}`.
     pub block_reason: String,
+    /// A URL block list to answer at REQMOD (the hotline's `plain` or `json` export), reread
+    /// when it changes. The daemon holding the verdict memory uses its own cases instead.
+    pub block_list: Option<PathBuf>,
     /// The largest body held whole: multipart uploads, and bodies echoed to clients that do
     /// not take 204. Bodies checked as they stream are not held; the body limit if unset.
     pub max_body_bytes: Option<u64>,
@@ -274,6 +279,7 @@ impl Default for IcapConfig {
             block_status: 403,
             block_page: None,
             block_reason: DEFAULT_BLOCK_REASON.into(),
+            block_list: None,
             max_body_bytes: None,
         }
     }
@@ -379,13 +385,129 @@ impl Default for TriageConfig {
     }
 }
 
-impl TriageConfig {
-    /// The store's matching options.
-    pub fn options(&self) -> hashsieve_triage::TriageOptions {
+/// The takedown loop, on the daemon that holds the verdict memory (see [`crate::takedown`]):
+/// where confirmed content is hosted, its re-checks until removal, referrals and the block
+/// list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TakedownConfig {
+    /// The hotline's name, in notices and referrals.
+    pub hotline: String,
+    /// The prefix of the hotline's notice references, e.g. "HNL": notice ids are
+    /// `HNL-case-12`.
+    pub reference: String,
+    /// The hotline's country (ISO 3166-1 alpha-2): cases hosted elsewhere are referred.
+    pub home_country: Option<String>,
+    /// IP databases in MaxMind DB format (DB-IP Lite or GeoLite2 country and ASN files), for
+    /// the hosting country and network of each fetched address.
+    pub ip_databases: Vec<PathBuf>,
+    /// The interval before each re-check, in seconds; the last repeats.
+    pub check_intervals_secs: Vec<u64>,
+    /// How far a re-check may move from its interval, in percent either way.
+    pub jitter_percent: u8,
+    /// Still online this long after the notice: escalated.
+    pub escalate_after_secs: u64,
+    /// Still online this long after confirmation: on the block list.
+    pub block_after_secs: u64,
+    /// Cases hosted abroad go on the block list at once.
+    pub block_abroad_at_once: bool,
+    /// The name of the block list's DNS response policy zone (absolute, with the dot).
+    pub rpz_origin: String,
+    /// The partner per hosting country that cases abroad are referred to.
+    pub partners: std::collections::BTreeMap<String, String>,
+    /// Whether this daemon re-checks cases (the scheduler runs where the store is).
+    pub checks: bool,
+    /// Re-checks of one host at once: a hotline never hammers a hosting provider.
+    pub checks_per_host: usize,
+    /// Re-checks at once, in all.
+    pub max_checks: usize,
+    /// The hosting providers' abuse contacts: where notices go.
+    pub contacts: Vec<ContactConfig>,
+    /// Attempts at delivering a notice by webhook before it is left for sending by hand.
+    pub notice_attempts: u32,
+    /// The wait after a failed delivery, in seconds; doubled after each, up to 6 hours.
+    pub notice_retry_secs: u64,
+}
+
+/// A hosting provider's abuse contact, from the hotline's own records (this daemon looks up
+/// no WHOIS or RDAP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactConfig {
+    /// Who it is, e.g. "Example Hosting abuse desk".
+    pub name: String,
+    /// For URLs on this host or its subdomains (the first such contact wins) …
+    #[serde(default)]
+    pub host: Option<String>,
+    /// … or, failing a host, for content hosted in this network (AS number).
+    #[serde(default)]
+    pub asn: Option<u32>,
+    /// Where notices are posted (`hashsieve-notice/1` JSON). Without one, notices to this
+    /// contact are listed for sending by hand.
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+impl TakedownConfig {
+    /// The abuse contact for content at `host` in network `asn`: by host first, then by
+    /// network.
+    pub fn contact(&self, host: &str, asn: Option<u32>) -> Option<&ContactConfig> {
+        let on_host = |contact: &&ContactConfig| {
+            contact.host.as_deref().is_some_and(|suffix| {
+                let suffix = suffix.trim_end_matches('.').to_ascii_lowercase();
+                host == suffix || host.strip_suffix(suffix.as_str()).is_some_and(|rest| rest.ends_with('.'))
+            })
+        };
+        let in_network = |contact: &&ContactConfig| asn.is_some() && contact.asn == asn;
+        self.contacts.iter().find(on_host).or_else(|| self.contacts.iter().find(in_network))
+    }
+}
+
+impl Default for TakedownConfig {
+    fn default() -> Self {
+        let library = hashsieve_triage::takedown::TakedownOptions::default();
+        TakedownConfig {
+            hotline: "hashsieve hotline".into(),
+            reference: "HS".into(),
+            home_country: None,
+            ip_databases: Vec::new(),
+            check_intervals_secs: library.checks.intervals_ms.iter().map(|ms| ms / 1000).collect(),
+            jitter_percent: library.checks.jitter_percent,
+            escalate_after_secs: library.escalate_after_ms / 1000,
+            block_after_secs: library.block_after_ms / 1000,
+            block_abroad_at_once: library.block_abroad_at_once,
+            rpz_origin: "rpz.hashsieve.invalid.".into(),
+            partners: library.partners,
+            checks: true,
+            checks_per_host: 2,
+            max_checks: 16,
+            contacts: Vec::new(),
+            notice_attempts: 10,
+            notice_retry_secs: 60,
+        }
+    }
+}
+
+impl Config {
+    /// The triage store's options: matching from `[triage]`, the takedown policy from
+    /// `[takedown]`.
+    pub fn triage_options(&self) -> hashsieve_triage::TriageOptions {
+        let (triage, takedown) = (&self.triage, &self.takedown);
         hashsieve_triage::TriageOptions {
-            pdq_threshold: self.pdq_threshold,
-            min_pdq_quality: self.min_pdq_quality,
-            near_known_is_known: self.near_known_is_known,
+            pdq_threshold: triage.pdq_threshold,
+            min_pdq_quality: triage.min_pdq_quality,
+            near_known_is_known: triage.near_known_is_known,
+            takedown: hashsieve_triage::takedown::TakedownOptions {
+                home_country: takedown.home_country.clone(),
+                checks: hashsieve_triage::takedown::CheckSchedule {
+                    intervals_ms: takedown.check_intervals_secs.iter().map(|secs| secs * 1000).collect(),
+                    jitter_percent: takedown.jitter_percent,
+                },
+                escalate_after_ms: takedown.escalate_after_secs * 1000,
+                block_after_ms: takedown.block_after_secs * 1000,
+                block_abroad_at_once: takedown.block_abroad_at_once,
+                partners: takedown.partners.clone(),
+            },
         }
     }
 }
@@ -473,6 +595,9 @@ pub struct Config {
     /// The hotline's verdict memory and review API.
     #[serde(default)]
     pub triage: TriageConfig,
+    /// The takedown loop after the verdict.
+    #[serde(default)]
+    pub takedown: TakedownConfig,
     /// Fetching reported URLs, for ingest and `POST /v1/reports`.
     #[serde(default)]
     pub fetch: hashsieve_fetch::FetchPolicy,
@@ -503,6 +628,7 @@ impl Config {
             icap: IcapConfig::default(),
             ingest: IngestConfig::default(),
             triage: TriageConfig::default(),
+            takedown: TakedownConfig::default(),
             fetch: hashsieve_fetch::FetchPolicy::default(),
             limits: Limits::default(),
             tokens: Vec::new(),
@@ -539,6 +665,39 @@ impl Config {
         }
         if !(8 << 10..=1 << 20).contains(&limits.max_header_bytes) {
             return invalid("limits.max_header_bytes must be from 8 KiB to 1 MiB".into());
+        }
+        let takedown = &self.takedown;
+        if takedown.check_intervals_secs.is_empty() || takedown.check_intervals_secs.contains(&0) {
+            return invalid(
+                "takedown.check_intervals_secs must list at least one interval, each at least 1".into(),
+            );
+        }
+        if takedown.jitter_percent > 50 || takedown.checks_per_host == 0 || takedown.max_checks == 0 {
+            return invalid(
+                "takedown.jitter_percent must be at most 50; takedown.checks_per_host and max_checks at least 1"
+                    .into(),
+            );
+        }
+        for contact in &takedown.contacts {
+            if contact.host.is_none() && contact.asn.is_none() {
+                return invalid(format!("takedown.contacts: {:?} needs a host or an asn", contact.name));
+            }
+            if let Some(webhook) = &contact.webhook
+                && !(webhook.starts_with("https://") || webhook.starts_with("http://"))
+            {
+                return invalid(format!("takedown.contacts: webhook {webhook:?} is not an http(s) URL"));
+            }
+        }
+        if takedown.notice_attempts == 0 || takedown.notice_retry_secs == 0 {
+            return invalid("takedown.notice_attempts and notice_retry_secs must be at least 1".into());
+        }
+        let country = |code: &str| code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase());
+        if let Some(code) =
+            takedown.home_country.iter().chain(takedown.partners.keys()).find(|code| !country(code))
+        {
+            return invalid(format!(
+                "takedown: {code:?} is not an ISO 3166-1 alpha-2 country code such as \"NL\""
+            ));
         }
         self.clamd.socket_mode()?;
         if self.clamd.idle_timeout_secs == 0 || self.clamd.max_stream_bytes == Some(0) {

@@ -11,7 +11,8 @@
 //!   connection discipline: the connection bound, write deadlines, graceful drain), [`auth`]
 //!   (bearer tokens with roles), [`verdict`] (what every protocol says about a verdict, and
 //!   the audit trail), [`metrics`], [`reload`] (following the index as other processes
-//!   change it) and [`verdict_memory`] (a hotline's verdict memory);
+//!   change it), [`blocked_urls`] (the URL block list ICAP applies), [`verdict_memory`] (a hotline's verdict memory) and [`takedown`] (its
+//!   re-checks of confirmed content until removal);
 //! - the protocols: [`http`] (routes, handlers, problem details; the hotline's review API),
 //!   [`clamd`] (clamd's protocol on a Unix socket or TCP, for antivirus plumbing), [`icap`]
 //!   (ICAP, for web proxies checking content in line) and [`ingest`] (hotline reports from
@@ -38,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod blocked_urls;
 pub mod clamd;
 pub mod config;
 pub mod http;
@@ -48,6 +50,7 @@ pub mod metrics;
 pub mod reload;
 pub mod slots;
 pub mod state;
+pub mod takedown;
 pub mod tls;
 pub mod verdict;
 pub mod verdict_memory;
@@ -138,11 +141,43 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
             None => None,
         };
         let ingest = ingest::serve(Arc::clone(&state), config, stopping.clone()).await?;
+        let mut takedown_tasks = Vec::new();
+        if state.verdict_memory.is_some() || config.icap.block_list.is_some() {
+            let every = std::time::Duration::from_millis(config.reload_check_ms.max(100));
+            let follow = blocked_urls::follow(
+                Arc::clone(&state),
+                config.icap.block_list.clone(),
+                every,
+                stopping.clone(),
+            );
+            takedown_tasks.push(tokio::spawn(follow));
+        }
+        if let Some(memory) = &state.verdict_memory {
+            if config.takedown.checks {
+                let run = takedown::run(
+                    Arc::clone(&state),
+                    Arc::clone(memory),
+                    config.takedown.clone(),
+                    stopping.clone(),
+                );
+                takedown_tasks.push(tokio::spawn(run));
+            }
+            let deliver = takedown::deliver_notices(
+                Arc::clone(&state),
+                Arc::clone(memory),
+                config.clone(),
+                stopping.clone(),
+            );
+            takedown_tasks.push(tokio::spawn(deliver));
+        }
         let metrics = Arc::clone(&state.metrics);
         let router = http::router(state);
         http::serve(listeners.http, router, listeners.tls, &config.limits, metrics, stopping.cancelled())
             .await;
         for task in [clamd_tcp, clamd_unix, icap].into_iter().flatten().chain(ingest) {
+            let _ = task.await;
+        }
+        for task in takedown_tasks {
             let _ = task.await;
         }
         if let Some(path) = unix_socket {

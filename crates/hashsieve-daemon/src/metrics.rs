@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use hashsieve_core::matcher::{MatchVerdict, Matcher};
+use hashsieve_triage::takedown::Figures;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -83,6 +84,31 @@ struct KindLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    finding: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgeLabels {
+    age: &'static str,
+}
+
+/// A takedown time: from first report to which stage, which quantile, of which cases (all, a
+/// hosting country, a network).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TakedownTimeLabels {
+    stage: &'static str,
+    quantile: &'static str,
+    by: &'static str,
+    group: Escaped,
+}
+
 /// Latency buckets: 50 µs to about 26 s, doubling.
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(50e-6, 2.0, 20))
@@ -104,6 +130,11 @@ pub struct Metrics {
     delta_changes: Gauge,
     reloads: Counter,
     resident: Gauge<f64, AtomicU64>,
+    takedown_checks: Family<FindingLabels, Counter>,
+    takedown_notices: Family<OutcomeLabels, Counter>,
+    takedown_cases: Family<StateLabels, Gauge>,
+    takedown_active_by_age: Family<AgeLabels, Gauge>,
+    takedown_times: Family<TakedownTimeLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -168,8 +199,39 @@ impl Metrics {
         registry.register("hashsieve_index_reloads", "Times the index was reopened", reloads.clone());
         let resident = Gauge::default();
         registry.register("process_resident_memory_bytes", "Resident memory of the daemon", resident.clone());
+        let takedown_checks = Family::default();
+        registry.register(
+            "hashsieve_takedown_checks",
+            "Re-checks of takedown cases, by finding",
+            takedown_checks.clone(),
+        );
+        let takedown_notices = Family::default();
+        registry.register(
+            "hashsieve_takedown_notices",
+            "Notice deliveries by webhook, delivered or failed",
+            takedown_notices.clone(),
+        );
+        let takedown_cases = Family::default();
+        registry.register("hashsieve_takedown_cases", "Takedown cases, by state", takedown_cases.clone());
+        let takedown_active_by_age = Family::default();
+        registry.register(
+            "hashsieve_takedown_active_cases",
+            "Active takedown cases, by time since confirmation",
+            takedown_active_by_age.clone(),
+        );
+        let takedown_times = Family::default();
+        registry.register(
+            "hashsieve_takedown_time_seconds",
+            "Time from first report to confirmation, notice and removal: median and p90, of all cases, per hosting country and per network",
+            takedown_times.clone(),
+        );
         Metrics {
             registry,
+            takedown_checks,
+            takedown_notices,
+            takedown_cases,
+            takedown_active_by_age,
+            takedown_times,
             requests,
             durations,
             matches,
@@ -225,6 +287,45 @@ impl Metrics {
     /// Counts a reload.
     pub fn reloaded(&self) {
         self.reloads.inc();
+    }
+
+    /// Counts a re-check of a takedown case.
+    pub fn takedown_check(&self, finding: &'static str) {
+        self.takedown_checks.get_or_create(&FindingLabels { finding }).inc();
+    }
+
+    /// Counts a notice delivery by webhook: "delivered" or "failed".
+    pub fn takedown_notice(&self, outcome: &'static str) {
+        self.takedown_notices.get_or_create(&OutcomeLabels { protocol: "webhook", outcome }).inc();
+    }
+
+    /// Sets the takedown gauges to `figures` (read from the store when scraped).
+    pub fn takedown_figures(&self, figures: &Figures) {
+        for (&state, &count) in &figures.by_state {
+            self.takedown_cases.get_or_create(&StateLabels { state }).set(count as i64);
+        }
+        for (&age, &count) in &figures.active_by_age {
+            self.takedown_active_by_age.get_or_create(&AgeLabels { age }).set(count as i64);
+        }
+        // Groups come and go (a network's last case closed): only the current ones are shown.
+        self.takedown_times.clear();
+        let groups = std::iter::once(("all", "all", &figures.all))
+            .chain(figures.by_country.iter().map(|(name, group)| ("country", name.as_str(), group)))
+            .chain(figures.by_network.iter().map(|(name, group)| ("network", name.as_str(), group)));
+        for (by, name, group) in groups {
+            let stages = [
+                ("confirmation", &group.to_confirmation),
+                ("notice", &group.to_notice),
+                ("removal", &group.to_removal),
+            ];
+            for (stage, durations) in stages {
+                for (quantile, value) in [("0.5", durations.median_ms), ("0.9", durations.p90_ms)] {
+                    let Some(ms) = value else { continue };
+                    let labels = TakedownTimeLabels { stage, quantile, by, group: Escaped(name.to_string()) };
+                    self.takedown_times.get_or_create(&labels).set(ms as f64 / 1000.0);
+                }
+            }
+        }
     }
 
     /// The metrics as OpenMetrics text, with the index gauges read from `matcher` now.

@@ -9,7 +9,8 @@ use hashsieve_core::matcher::Matcher;
 use tokio::sync::Notify;
 
 use crate::auth::Tokens;
-use crate::config::{Config, Limits};
+use crate::blocked_urls::BlockedUrls;
+use crate::config::{Config, Limits, TakedownConfig};
 use crate::metrics::Metrics;
 use crate::slots::HashingSlots;
 use crate::verdict_memory::VerdictMemory;
@@ -31,6 +32,18 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The hotline's verdict memory, on the daemon that owns it.
     pub verdict_memory: Option<Arc<VerdictMemory>>,
+    /// Wakes the takedown re-checks (an analyst's "check now", a verdict that opened cases).
+    pub rechecks: Notify,
+    /// Wakes the notice delivery (new cases).
+    pub notices: Notify,
+    /// The takedown identity and policy the endpoints need.
+    pub takedown: TakedownConfig,
+    /// The URL block list ICAP's REQMOD applies; swapped whole.
+    pub blocked_urls: ArcSwap<BlockedUrls>,
+    /// Wakes the block list's rebuild (a takedown case changed).
+    pub block_list_changed: Notify,
+    /// The block list's validator and since when it has held, for `ETag` and `Last-Modified`.
+    pub block_list_version: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 impl AppState {
@@ -44,6 +57,12 @@ impl AppState {
             reload: Notify::new(),
             metrics: Arc::new(Metrics::new()),
             verdict_memory: None,
+            rechecks: Notify::new(),
+            notices: Notify::new(),
+            takedown: config.takedown.clone(),
+            block_list_version: std::sync::Mutex::new(None),
+            blocked_urls: ArcSwap::from_pointee(BlockedUrls::default()),
+            block_list_changed: Notify::new(),
         }
     }
 

@@ -10,6 +10,7 @@
 //! owed: the store keeps a cursor of what each list has been given.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::Context;
@@ -20,6 +21,7 @@ use hashsieve_core::matcher::Matcher;
 use hashsieve_core::signals::{PdqMode, SignalOptions, Signals};
 use hashsieve_fetch::Fetcher;
 use hashsieve_triage::export::ExportedItem;
+use hashsieve_triage::location::{HostingDb, Location};
 use hashsieve_triage::model::{Disposition, Report};
 use hashsieve_triage::{Triage, TriageError};
 
@@ -45,11 +47,35 @@ pub fn report_options(matcher: &Matcher) -> SignalOptions {
     }
 }
 
+/// Where a fetch of a reported URL ended up.
+#[derive(Debug, Clone)]
+pub struct FetchedAt<'a> {
+    /// The URL after redirects.
+    pub final_url: &'a str,
+    /// The address connected to.
+    pub connected: IpAddr,
+    /// Every address the final host resolved to.
+    pub resolved: Vec<IpAddr>,
+}
+
+impl<'a> FetchedAt<'a> {
+    /// Where `fetched` ended up.
+    pub fn of(fetched: &'a hashsieve_fetch::Fetched) -> FetchedAt<'a> {
+        FetchedAt {
+            final_url: fetched.final_url.as_str(),
+            connected: fetched.remote.ip(),
+            resolved: fetched.addresses.clone(),
+        }
+    }
+}
+
 /// The verdict memory and what goes with it.
 pub struct VerdictMemory {
     store: Mutex<Triage>,
     export_list: Option<String>,
     fetcher: Fetcher,
+    /// The hotline's IP databases (`takedown.ip_databases`), if it gave any.
+    hosting: Option<HostingDb>,
 }
 
 impl fmt::Debug for VerdictMemory {
@@ -73,9 +99,13 @@ impl VerdictMemory {
     /// Blocking.
     pub fn open(config: &Config, matcher: &Matcher) -> anyhow::Result<Option<VerdictMemory>> {
         let Some(path) = &config.triage.store else { return Ok(None) };
-        let mut store = Triage::open(path, config.triage.options())
+        let mut store = Triage::open(path, config.triage_options())
             .with_context(|| format!("triage.store {}", path.display()))?;
         let fetcher = Fetcher::new(config.fetch.clone()).context("[fetch]")?;
+        let databases = &config.takedown.ip_databases;
+        let hosting = (!databases.is_empty())
+            .then(|| HostingDb::open(databases).context("takedown.ip_databases"))
+            .transpose()?;
         if let Some(list) = &config.triage.export_list {
             let exists = matcher.current().view(|view| view.delta.list(list).is_some());
             if !exists {
@@ -96,6 +126,7 @@ impl VerdictMemory {
             store: Mutex::new(store),
             export_list: config.triage.export_list.clone(),
             fetcher,
+            hosting,
         }))
     }
 
@@ -108,6 +139,22 @@ impl VerdictMemory {
     /// Fetches reported URLs under the `[fetch]` policy.
     pub fn fetcher(&self) -> &Fetcher {
         &self.fetcher
+    }
+
+    /// Where a report of `url` found its content: the URL normalised, the final URL after
+    /// redirects, the addresses its host resolved to and the one the fetch connected to, and
+    /// that address's hosting country and network from the IP databases. None if `url` is not
+    /// an http(s) URL (a report of an upload, say); the report is then kept without a location
+    /// and opens no takedown case.
+    pub fn locate(&self, url: &str, fetched: Option<FetchedAt<'_>>) -> Option<Location> {
+        let mut location = Location::new(url).ok()?;
+        if let Some(FetchedAt { final_url, connected, resolved }) = fetched {
+            location.final_url = hashsieve_triage::location::normalise(final_url).ok();
+            location.connected = Some(connected);
+            location.resolved = resolved;
+            location.hosting = self.hosting.as_ref().map(|databases| databases.lookup(connected));
+        }
+        Some(location)
     }
 
     /// Matches `signals` against the lists and records the report. Blocking.

@@ -8,14 +8,14 @@
 //! host to a request for another.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_util::task::AbortOnDropHandle;
 use url::{Position, Url};
@@ -58,6 +58,19 @@ pub struct Fetched {
     /// The address connected to for the final response. Through a proxy, the checked address
     /// the proxy was asked to connect to.
     pub remote: SocketAddr,
+    /// Every address the final URL's host resolved to (checked, in the resolver's order): a
+    /// hotline records where content was hosted, and a host behind several addresses may be
+    /// in several networks.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// The answer to a [`Fetcher::post`].
+#[derive(Debug, Clone, Copy)]
+pub struct Posted {
+    /// Its status.
+    pub status: StatusCode,
+    /// The address connected to.
+    pub remote: SocketAddr,
 }
 
 impl fmt::Debug for Fetched {
@@ -70,6 +83,7 @@ impl fmt::Debug for Fetched {
             .field("body_bytes", &self.body.len())
             .field("redirects", &self.redirects.len())
             .field("remote", &self.remote)
+            .field("addresses", &self.addresses)
             .finish()
     }
 }
@@ -133,6 +147,26 @@ impl<R: Resolve> Fetcher<R> {
             .map_err(|_| FetchError::Timeout { stage: TimeoutStage::Total, limit })?
     }
 
+    /// Posts `body` to `url` under the same checks (the address, the port, the proxy, TLS,
+    /// the overall timeout) and returns the status of the answer, whose body is not read.
+    /// Redirects are not followed: a POST is not repeated elsewhere unasked, so a 3xx is
+    /// returned as it is. For webhooks a hotline configures (notices to hosting providers):
+    /// put their hosts in the policy's `allow_hosts` if they are on a private network.
+    pub async fn post(&self, url: &str, content_type: &str, body: Bytes) -> Result<Posted, FetchError> {
+        let limit = self.policy.total_timeout();
+        let post = async {
+            let url = Url::parse(url)
+                .map_err(|error| FetchError::BadUrl { reason: error.to_string(), via_redirect: false })?;
+            let target = self.rules.check(&url, &self.resolver, &self.policy, false).await?;
+            let request = self.request(Method::POST, &url, false, body, Some(content_type))?;
+            let exchange = self.exchange(request, &target).await?;
+            Ok(Posted { status: exchange.response.status(), remote: exchange.remote })
+        };
+        tokio::time::timeout(limit, post)
+            .await
+            .map_err(|_| FetchError::Timeout { stage: TimeoutStage::Total, limit })?
+    }
+
     async fn fetch_without_deadline(&self, reported: &str) -> Result<Fetched, FetchError> {
         let started = Instant::now();
         let original = Url::parse(reported)
@@ -142,7 +176,8 @@ impl<R: Resolve> Fetcher<R> {
         loop {
             let via_redirect = !redirects.is_empty();
             let target = self.rules.check(&url, &self.resolver, &self.policy, via_redirect).await?;
-            let exchange = self.exchange(&url, &target, via_redirect).await?;
+            let request = self.request(Method::GET, &url, via_redirect, Bytes::new(), None)?;
+            let exchange = self.exchange(request, &target).await?;
             let status = exchange.response.status();
             if is_followed_redirect(status) {
                 if redirects.len() >= self.policy.max_redirects {
@@ -175,14 +210,14 @@ impl<R: Resolve> Fetcher<R> {
                 body,
                 redirects,
                 remote: exchange.remote,
+                addresses: target.addresses,
             });
         }
     }
 
     /// Connects to the checked target and sends the request; returns once the response's
     /// headers are in.
-    async fn exchange(&self, url: &Url, target: &Target, via_redirect: bool) -> Result<Exchange, FetchError> {
-        let request = self.request(url, via_redirect)?;
+    async fn exchange(&self, request: Request<Full<Bytes>>, target: &Target) -> Result<Exchange, FetchError> {
         let (connection, remote) = self.connector.connect(target).await?;
         let http_error = |source| FetchError::Http { host: target.host.clone(), source };
         let (mut sender, driver) =
@@ -200,8 +235,20 @@ impl<R: Resolve> Fetcher<R> {
         Ok(Exchange { response, remote, _driver: driver })
     }
 
-    fn request(&self, url: &Url, via_redirect: bool) -> Result<Request<Empty<Bytes>>, FetchError> {
-        Request::get(&url[Position::BeforePath..Position::AfterQuery])
+    fn request(
+        &self,
+        method: Method,
+        url: &Url,
+        via_redirect: bool,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<Request<Full<Bytes>>, FetchError> {
+        let mut request =
+            Request::builder().method(method).uri(&url[Position::BeforePath..Position::AfterQuery]);
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        request
             .header(header::HOST, &url[Position::BeforeHost..Position::AfterPort])
             .header(header::USER_AGENT, self.user_agent.clone())
             .header(header::ACCEPT, self.accept.clone())
@@ -209,7 +256,7 @@ impl<R: Resolve> Fetcher<R> {
             // is never expanded.
             .header(header::ACCEPT_ENCODING, "identity")
             .header(header::CONNECTION, "close")
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|error| FetchError::BadUrl {
                 reason: format!("not representable in an HTTP request: {error}"),
                 via_redirect,

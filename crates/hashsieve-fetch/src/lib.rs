@@ -69,7 +69,7 @@ mod target;
 
 pub use address::{AddressVerdict, ForbiddenClass, classify_address, classify_host_name};
 pub use error::{FetchError, PolicyError, TimeoutStage};
-pub use fetcher::{Fetched, Fetcher};
+pub use fetcher::{Fetched, Fetcher, Posted};
 pub use policy::{FetchPolicy, PortPolicy, ProxyConfig};
 pub use resolve::{Resolve, SystemResolver};
 

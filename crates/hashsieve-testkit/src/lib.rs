@@ -1,6 +1,8 @@
 //! What hashsieve's tests and benchmarks share, in one place: seeded randomness, synthetic
 //! pictures and their crops, an independent Hamming-distance oracle, free loopback ports, the
-//! repository's sample paths, and waiting for a condition instead of sleeping a fixed time.
+//! repository's sample paths, waiting for a condition instead of sleeping a fixed time, test
+//! IP databases in the MaxMind DB format ([`mmdb`]), and an [`origin`](origin::Origin) web
+//! server that stands for a hosting provider.
 //!
 //! It depends on no hashsieve crate, so every crate can take it as a dev-dependency (core's
 //! own unit tests included) and the oracle it offers is independent of the code under test.
@@ -18,6 +20,9 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod mmdb;
+pub mod origin;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::model::{GroupId, ItemId};
+use crate::takedown::{CaseId, CaseState};
 
 /// Why a triage call failed. A failed write has changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,17 @@ pub enum TriageError {
     /// No such group.
     #[error("no {0}")]
     UnknownGroup(GroupId),
+    /// No such takedown case.
+    #[error("no {0}")]
+    UnknownCase(CaseId),
+    /// The case was removed or closed, and takes no more actions.
+    #[error("{case} is {}, no longer active", state.name())]
+    CaseNotActive {
+        /// The case.
+        case: CaseId,
+        /// Its state.
+        state: CaseState,
+    },
     /// The group was assessed, or emptied, and takes no more review actions.
     #[error("{0} is not pending review")]
     GroupNotPending(GroupId),

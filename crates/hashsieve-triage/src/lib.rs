@@ -26,6 +26,12 @@
 //!   bytes are stored, ever.
 //! - [`export`]: illegal items as core [`Change`](hashsieve_core::delta::Change)s for the
 //!   hotline's own hash list, so that they are matched as known from then on.
+//! - [`blocklist`]: the URL block list for ISPs, as a plain list, Squid ACLs and a DNS RPZ zone.
+//! - [`location`]: a reported URL as a case key, and where it was hosted (offline IP databases).
+//! - [`takedown`]: what follows a verdict — a [`Case`](takedown::Case) per URL where
+//!   confirmed content was reported, its re-checks until removal, notices, referrals abroad,
+//!   the figures; kept in the store by [`Triage::record_check`], [`Triage::block_list`] and
+//!   the other case methods, in the transactions that cause them.
 //! - `near` (private): complete PDQ radius search over the store's items.
 //! - `crops` and `listed` (private): keypoint search for crops of items and of listed copies.
 //! - `store` (private): the database tables.
@@ -101,8 +107,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod blocklist;
 pub mod export;
+pub mod location;
 pub mod model;
+pub mod takedown;
 
 mod crops;
 mod error;

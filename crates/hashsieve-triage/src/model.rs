@@ -11,6 +11,8 @@ use hashsieve_core::matcher::Match;
 use hashsieve_core::pdq::PdqHash;
 use serde::{Deserialize, Serialize};
 
+use crate::location::Location;
+
 /// An item: one piece of content (one set of digests), however many reports named it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -43,6 +45,9 @@ pub struct Report {
     pub source: String,
     /// When the report was made, in milliseconds since the Unix epoch.
     pub reported_ms: u64,
+    /// For a report of a URL, where the content was found: once the content is confirmed
+    /// illegal, this location opens a takedown [`Case`](crate::takedown::Case).
+    pub location: Option<Location>,
 }
 
 /// What an analyst decided about an item.
@@ -249,6 +254,9 @@ pub struct ReportRecord {
     /// The content's digests, to tell a redelivery from a reused report id.
     #[serde(with = "digests_hex")]
     pub digests: Digests,
+    /// Where a report of a URL found the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// What became of a submitted report.

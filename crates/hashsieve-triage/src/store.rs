@@ -16,8 +16,16 @@
 //! | `keypoints` | item id | the item's keypoints ([`Keypoints::to_bytes`], without mirrored descriptors) |
 //! | `listed_copies` | copy number | a listed copy (`listed::ListedCopy`) as JSON: reported content a list matched |
 //! | `listed_keypoints` | copy number | the copy's keypoints, as in `keypoints` |
+//! | `cases` | case id | a takedown [`Case`] as JSON |
+//! | `case_keys` | (normalised URL, content key) | case id: one case per URL and content |
+//! | `case_events` | (case id, event number) | [`CaseEvent`] as JSON: the case's history |
+//! | `cases_due` | (due time, case id) | – : the re-check schedule of active cases |
+//! | `notices_due` | (due time, case id) | – : cases at home whose notice is still to be delivered |
+//! | `item_cases` | (item id, case id) | – : every case of an item, to close on a corrected verdict |
 //!
 //! [`Keypoints::to_bytes`]: hashsieve_core::keypoints::Keypoints::to_bytes
+//! [`Case`]: crate::takedown::Case
+//! [`CaseEvent`]: crate::takedown::CaseEvent
 
 use std::fmt::Display;
 
@@ -28,6 +36,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Failure, TriageError};
 use crate::model::{Event, EventKind, Group, GroupId, Item, ItemId, ReportRecord};
+use crate::takedown::{Case, CaseEvent, CaseId};
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const REPORTS: TableDefinition<&str, &[u8]> = TableDefinition::new("reports");
@@ -44,12 +53,21 @@ pub(crate) const KEYPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("
 pub(crate) const LISTED_COPIES: TableDefinition<u64, &[u8]> = TableDefinition::new("listed_copies");
 pub(crate) const LISTED_KEYPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("listed_keypoints");
 
+pub(crate) const CASES: TableDefinition<u64, &[u8]> = TableDefinition::new("cases");
+pub(crate) const CASE_KEYS: TableDefinition<(&str, &str), u64> = TableDefinition::new("case_keys");
+pub(crate) const CASE_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("case_events");
+pub(crate) const CASES_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("cases_due");
+pub(crate) const NOTICES_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("notices_due");
+pub(crate) const ITEM_CASES: TableDefinition<(u64, u64), ()> = TableDefinition::new("item_cases");
+
 pub(crate) const FORMAT_KEY: &str = "format";
 const NEXT_ITEM: &str = "next_item";
 const NEXT_GROUP: &str = "next_group";
 const NEXT_EVENT: &str = "next_event";
 const NEXT_VERDICT: &str = "next_verdict";
 const NEXT_LISTED_COPY: &str = "next_listed_copy";
+const NEXT_CASE: &str = "next_case";
+const NEXT_CASE_EVENT: &str = "next_case_event";
 
 /// Every table, opened in one write transaction.
 pub(crate) struct Tables<'t> {
@@ -67,6 +85,12 @@ pub(crate) struct Tables<'t> {
     pub(crate) keypoints: Table<'t, u64, &'static [u8]>,
     pub(crate) listed_copies: Table<'t, u64, &'static [u8]>,
     pub(crate) listed_keypoints: Table<'t, u64, &'static [u8]>,
+    pub(crate) cases: Table<'t, u64, &'static [u8]>,
+    pub(crate) case_keys: Table<'t, (&'static str, &'static str), u64>,
+    pub(crate) case_events: Table<'t, (u64, u64), &'static [u8]>,
+    pub(crate) cases_due: Table<'t, (u64, u64), ()>,
+    pub(crate) item_cases: Table<'t, (u64, u64), ()>,
+    pub(crate) notices_due: Table<'t, (u64, u64), ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -86,6 +110,12 @@ impl<'t> Tables<'t> {
             keypoints: txn.open_table(KEYPOINTS)?,
             listed_copies: txn.open_table(LISTED_COPIES)?,
             listed_keypoints: txn.open_table(LISTED_KEYPOINTS)?,
+            cases: txn.open_table(CASES)?,
+            case_keys: txn.open_table(CASE_KEYS)?,
+            case_events: txn.open_table(CASE_EVENTS)?,
+            cases_due: txn.open_table(CASES_DUE)?,
+            item_cases: txn.open_table(ITEM_CASES)?,
+            notices_due: txn.open_table(NOTICES_DUE)?,
         })
     }
 
@@ -105,6 +135,21 @@ impl<'t> Tables<'t> {
 
     pub(crate) fn new_listed_copy_id(&mut self) -> Result<u64, Failure> {
         self.next(NEXT_LISTED_COPY)
+    }
+
+    pub(crate) fn new_case_id(&mut self) -> Result<CaseId, Failure> {
+        Ok(CaseId(self.next(NEXT_CASE)?))
+    }
+
+    pub(crate) fn put_case(&mut self, case: &Case) -> Result<(), Failure> {
+        self.cases.insert(case.id.0, encode(case).as_slice())?;
+        Ok(())
+    }
+
+    pub(crate) fn add_case_event(&mut self, case: CaseId, event: &CaseEvent) -> Result<(), Failure> {
+        let seq = self.next(NEXT_CASE_EVENT)?;
+        self.case_events.insert((case.0, seq), encode(event).as_slice())?;
+        Ok(())
     }
 
     pub(crate) fn put_item(&mut self, item: &Item) -> Result<(), Failure> {
@@ -253,4 +298,11 @@ pub(crate) fn item_by_digests(
         }
     }
     Ok(None)
+}
+
+pub(crate) fn case(table: &impl ReadableTable<u64, &'static [u8]>, id: CaseId) -> Result<Case, Failure> {
+    match table.get(id.0)? {
+        Some(guard) => Ok(decode(guard.value(), "case", id.0)?),
+        None => Err(TriageError::UnknownCase(id).into()),
+    }
 }

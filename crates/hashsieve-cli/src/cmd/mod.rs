@@ -7,3 +7,5 @@ pub mod manual;
 pub mod scan;
 #[cfg(feature = "serve")]
 pub mod serve;
+#[cfg(feature = "takedown")]
+pub mod takedown;

@@ -11,6 +11,7 @@
 //! | `PUT /v1/lists/{list}?format=&kind=` | admin | the body is the whole list (lines, CSV, VICS JSON): only the difference is written |
 //! | `POST /v1/lists/compact` | admin | fold the delta into a new index file |
 //! | `/v1/reports…`, `/v1/review…`, `/v1/items…` | report, review | the hotline's API: see [`review`] |
+//! | `/v1/takedown…` | review, blocklist | cases after the verdict, notices, referrals, the URL block list: see [`takedown`] |
 //! | `GET /metrics` | — | Prometheus metrics (OpenMetrics text); see [`crate::metrics`] |
 //! | `GET /openapi.json` | — | this API in OpenAPI 3.1 (`api/openapi.json`); `docs/API.md` explains it |
 //!
@@ -27,7 +28,7 @@
 //!
 //! The parts: [`serve`](mod@serve) (hyper's HTTP/1 on the shared [connection
 //! discipline](crate::listener)), [`problem`] (errors), [`extract`] (tokens, bodies, JSON),
-//! [`matching`], [`lists`] and [`review`] (the handlers).
+//! [`matching`], [`lists`], [`review`] and [`takedown`] (the handlers).
 
 pub mod extract;
 pub mod lists;
@@ -35,6 +36,7 @@ pub mod matching;
 pub mod problem;
 pub mod review;
 pub mod serve;
+pub mod takedown;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/match/content", post(matching::match_content))
         .route("/v1/match/hashes", post(matching::match_hashes))
         .merge(review::reads())
+        .merge(takedown::reads())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") })
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             answered_within(timeout, request, next)
@@ -91,7 +94,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/lists/allow", post(lists::allow))
         .route("/v1/lists/{list}", put(lists::refresh))
         .route("/v1/lists/compact", post(lists::compact))
-        .merge(review::writes());
+        .merge(review::writes())
+        .merge(takedown::writes());
     reads
         .merge(writes)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), admit))
@@ -136,7 +140,9 @@ async fn answered_within(timeout: Duration, request: Request, next: Next) -> Res
 async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
     let endpoint = path
-        .and_then(|path| ROUTES.iter().chain(review::ROUTES).copied().find(|route| *route == path))
+        .and_then(|path| {
+            ROUTES.iter().chain(review::ROUTES).chain(takedown::ROUTES).copied().find(|route| *route == path)
+        })
         .unwrap_or("other");
     let started = Instant::now();
     let response = next.run(request).await;
@@ -159,6 +165,15 @@ async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(memory) = state.verdict_memory.clone() {
+        let now = hashsieve_core::clock::now_ms();
+        let figures = tokio::task::spawn_blocking(move || memory.store().takedown_figures(now)).await;
+        match figures {
+            Ok(Ok(figures)) => state.metrics.takedown_figures(&figures),
+            Ok(Err(err)) => tracing::warn!(error = %err, "takedown figures not read for /metrics"),
+            Err(_) => {}
+        }
+    }
     let text = state.metrics.encode(&state.matcher.load());
     let mut response = text.into_response();
     response.headers_mut().insert(
@@ -196,7 +211,8 @@ mod tests {
         let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
         let mut documented: Vec<&str> =
             document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
-        let mut served: Vec<&str> = ROUTES.iter().chain(review::ROUTES).copied().collect();
+        let mut served: Vec<&str> =
+            ROUTES.iter().chain(review::ROUTES).chain(takedown::ROUTES).copied().collect();
         documented.sort_unstable();
         served.sort_unstable();
         assert_eq!(served, documented);

@@ -45,7 +45,7 @@ use super::problem::Problem;
 use crate::config::Role;
 use crate::state::AppState;
 use crate::verdict::QueryHashes;
-use crate::verdict_memory::{Exported, VerdictMemory, report_options, valid_report_id};
+use crate::verdict_memory::{Exported, FetchedAt, VerdictMemory, report_options, valid_report_id};
 
 /// The routes of this API, as metrics name them.
 pub(crate) const ROUTES: &[&str] = &[
@@ -104,8 +104,12 @@ impl From<TriageError> for Problem {
     fn from(err: TriageError) -> Problem {
         let detail = err.to_string();
         match err {
-            TriageError::UnknownReport(_) | TriageError::UnknownItem(_) | TriageError::UnknownGroup(_) => {
-                Problem::new(StatusCode::NOT_FOUND, "not-found", detail)
+            TriageError::UnknownReport(_)
+            | TriageError::UnknownItem(_)
+            | TriageError::UnknownGroup(_)
+            | TriageError::UnknownCase(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", detail),
+            TriageError::CaseNotActive { .. } => {
+                Problem::new(StatusCode::CONFLICT, "case-not-active", detail)
             }
             TriageError::GroupNotPending(_) => Problem::new(StatusCode::CONFLICT, "not-pending", detail),
             TriageError::ReportIdReused { .. } => {
@@ -174,7 +178,8 @@ fn checked_report(id: String, source: String, reported_ms: Option<u64>) -> Resul
     if source.len() > 2048 {
         return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-report", "the source is too long"));
     }
-    Ok(Report { id, source, reported_ms: reported_ms.unwrap_or_else(hashsieve_core::clock::now_ms) })
+    let reported_ms = reported_ms.unwrap_or_else(hashsieve_core::clock::now_ms);
+    Ok(Report { id, source, reported_ms, location: None })
 }
 
 /// Why a reported URL was not fetched: the URL's fault (422) or the far end's (502).
@@ -212,6 +217,7 @@ async fn submit_url(
         fetch_problem(err)
     })?;
     let final_url = Some(fetched.final_url.to_string());
+    let report = Report { location: memory.locate(&posted.url, Some(FetchedAt::of(&fetched))), ..report };
     let answer = decide(&state, memory, report, fetched.body.to_vec(), final_url).await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
         source = posted.source.as_deref().unwrap_or("-"), outcome = outcome_name(&answer.outcome), "report");
@@ -265,6 +271,10 @@ async fn decide(
             (memory.submit(&matcher, &report, &signals), signals)
         })
         .await?;
+    state.rechecks.notify_one();
+    state.notices.notify_one();
+    state.block_list_changed.notify_one();
+    state.block_list_changed.notify_one();
     Ok(SubmitAnswer {
         report_id,
         outcome: outcome?,
@@ -508,6 +518,10 @@ async fn judge(
         Ok((items, memory.export(store, &matcher)))
     })
     .await?;
+    // A verdict may have opened takedown cases, with checks due sooner than the scheduler's
+    // next look.
+    state.rechecks.notify_one();
+    state.notices.notify_one();
     tracing::info!(target: "audit", client = %peer, analyst = audited.1, judged = ?target, items = items.len(),
         verdict = audited.0, exported = exported.items.len(), "verdict");
     Ok((items, exported.into()))
@@ -628,7 +642,7 @@ mod tests {
         config.tokens = vec![TokenConfig::new("analyst", &token, &[Role::Review])];
         let matcher = Matcher::from_bytes(IndexBuilder::new().to_vec()).unwrap();
         let memory = VerdictMemory::open(&config, &matcher).unwrap().unwrap();
-        let report = Report { id: "r-1".into(), source: "test".into(), reported_ms: 1 };
+        let report = Report { id: "r-1".into(), source: "test".into(), reported_ms: 1, location: None };
         let signals = Signals::from_bytes(b"reported bytes", &report_options(&matcher));
         let Disposition::New { item, group, .. } = memory.submit(&matcher, &report, &signals).unwrap() else {
             panic!("a new report opens a review group")

@@ -259,8 +259,13 @@ fn parse_encapsulated(value: &str, method: Method) -> Result<Encapsulated, Frame
 pub struct HttpHead {
     /// The response status, for a response head.
     pub status: Option<u16>,
-    /// The request target, for a request head (for the audit line of a match).
+    /// The request method, for a request head.
+    pub method: Option<String>,
+    /// The request target, for a request head (for the audit line of a match, and the URL
+    /// block list).
     pub target: Option<String>,
+    /// `Host`, for a request head.
+    pub host: Option<String>,
     /// `Content-Type`'s media type, lowercased, parameters dropped.
     pub media_type: Option<String>,
     /// `Content-Type` whole, for a multipart boundary.
@@ -293,6 +298,7 @@ pub fn parse_http_head(bytes: &[u8]) -> Result<HttpHead, FrameError> {
             Err(_) => return Err(bad("request head")),
         }
         head.target = request.path.map(str::to_string);
+        head.method = request.method.map(str::to_string);
         request.headers
     };
     for header in headers {
@@ -301,6 +307,8 @@ pub fn parse_http_head(bytes: &[u8]) -> Result<HttpHead, FrameError> {
             let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
             head.media_type = Some(essence);
             head.content_type = Some(value.trim().to_string());
+        } else if header.name.eq_ignore_ascii_case("Host") {
+            head.host = Some(value.trim().to_string());
         } else if header.name.eq_ignore_ascii_case("Content-Encoding") {
             let encoding = value.trim().to_ascii_lowercase();
             if !encoding.is_empty() && encoding != "identity" {

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::connection::{Connection, Piece, ReadError};
 use super::frame::{self, FrameError, HttpHead, Method, RequestHead};
 use super::response::{self, BlockPage};
+use crate::blocked_urls::Blocked;
 use crate::listener::Discipline;
 use crate::state::AppState;
 use crate::verdict::{Asker, audit, counting_match};
@@ -220,15 +221,34 @@ async fn handle<T: AsyncRead + AsyncWrite + Unpin>(
         message_range.ok_or(FrameError::BadHttp("no HTTP head to check")).map_err(ReadError::from)?;
     let message_bytes = sections.slice(message_range);
     let message = frame::parse_http_head(&message_bytes).map_err(ReadError::from)?;
-    let target = match request_head {
-        Some(range) => frame::parse_http_head(&sections[range]).map_err(ReadError::from)?.target,
+    let request = match request_head {
+        Some(range) => Some(frame::parse_http_head(&sections[range]).map_err(ReadError::from)?),
         None => None,
     };
+    if is_request && let Some(blocked) = request.as_ref().and_then(|request| blocked_url(icap, request)) {
+        if head.encapsulated.has_body {
+            connection.discard_body().await?;
+        }
+        let target = request.as_ref().and_then(|request| request.target.as_deref()).unwrap_or("-");
+        icap.state.metrics.rejected("icap", "url_blocked");
+        tracing::info!(target: "audit", protocol = "icap", client, action = "REQMOD", url = target,
+            blocked = ?blocked, "URL on the block list");
+        let answer = response::blocked_url(&istag, &icap.block_page, blocked == Blocked::Host);
+        connection.write(&answer).await.map_err(ReadError::Io)?;
+        return Ok("200");
+    }
+    let target = request.and_then(|request| request.target);
     let exchange = Exchange { icap, istag: &istag, head, message_bytes, is_request, client, target };
     if !head.encapsulated.has_body {
         return exchange.pass(connection).await;
     }
     exchange.examine(connection, &message).await
+}
+
+/// Whether the block list blocks the encapsulated request.
+fn blocked_url(icap: &Icap, request: &HttpHead) -> Option<Blocked> {
+    let (method, target) = (request.method.as_deref()?, request.target.as_deref()?);
+    icap.state.blocked_urls.load().blocks(method, target, request.host.as_deref())
 }
 
 /// One RESPMOD or REQMOD being answered.

@@ -21,13 +21,19 @@ impl BlockPage {
     /// naming the reason and the list, never the content.
     fn http_response(&self, found: &Match) -> (String, String) {
         let category = found.category.as_deref().map(|c| format!(", {c}")).unwrap_or_default();
+        self.page(&found.list, found.kind.name(), &category, &signature(found))
+    }
+
+    /// The page with its placeholders filled: `{list}` the list, `{kind}` what matched,
+    /// `{category}` ", A" or nothing, `{reference}` the threat name.
+    fn page(&self, list: &str, kind: &str, category: &str, reference: &str) -> (String, String) {
         let page = self
             .template
             .replace("{reason}", &escape(&self.reason))
-            .replace("{list}", &escape(&found.list))
-            .replace("{kind}", found.kind.name())
-            .replace("{category}", &escape(&category))
-            .replace("{reference}", &escape(&signature(found)));
+            .replace("{list}", &escape(list))
+            .replace("{kind}", kind)
+            .replace("{category}", &escape(category))
+            .replace("{reference}", &escape(reference));
         let head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
              Cache-Control: no-store\r\nConnection: close\r\n\r\n",
@@ -152,6 +158,26 @@ pub fn blocked(istag: &str, page: &BlockPage, found: &Match) -> Vec<u8> {
     head.push_str(&format!(
         "X-Infection-Found: Type=0; Resolution=2; Threat={};\r\nEncapsulated: res-hdr=0, res-body={}\r\n\r\n",
         signature(found),
+        http_head.len()
+    ));
+    let mut out = head.into_bytes();
+    out.extend_from_slice(http_head.as_bytes());
+    out.extend_from_slice(&chunk(body.as_bytes()));
+    out.extend_from_slice(LAST_CHUNK);
+    out
+}
+
+/// The threat name of a request blocked by the URL block list, for proxies that log it.
+pub const URL_BLOCK_THREAT: &str = "hashsieve.url-block-list";
+
+/// The response to a request for a URL on the block list (REQMOD): the block page instead of
+/// the request going out, so that the origin is never contacted.
+pub fn blocked_url(istag: &str, page: &BlockPage, whole_host: bool) -> Vec<u8> {
+    let kind = if whole_host { "host" } else { "url" };
+    let (http_head, body) = page.page("url-block-list", kind, "", URL_BLOCK_THREAT);
+    let mut head = status_line("200 OK", istag);
+    head.push_str(&format!(
+        "X-Infection-Found: Type=0; Resolution=2; Threat={URL_BLOCK_THREAT};\r\nEncapsulated: res-hdr=0, res-body={}\r\n\r\n",
         http_head.len()
     ));
     let mut out = head.into_bytes();

@@ -9,7 +9,8 @@
 //! owner.
 //!
 //! Fields of a hashed entry: `report_id`, `source`, `url`, `final_url` (after redirects),
-//! `size`, `md5`, `sha1`, `sha256`, `blake3`, `pdq`, `pdq_quality`, `pdq_dihedral` (the eight
+//! `address` (the address the fetch connected to), `addresses` (every address the final host
+//! resolved to, comma-separated), `size`, `md5`, `sha1`, `sha256`, `blake3`, `pdq`, `pdq_quality`, `pdq_dihedral` (the eight
 //! rotations and mirror images, comma-separated; hex and decimal), `keypoints` (binary, the
 //! byte form of `hashsieve_core::keypoints::Keypoints`, when the image has any),
 //! `known` (`known`, `near_known` or `unknown`), `matches` (JSON: list, entry id, kind,
@@ -55,6 +56,10 @@ impl Work for ReportHashing {
                     Ok(fetched) => {
                         let mut fields = message.fields.clone();
                         fields.insert("final_url".into(), fetched.final_url.as_str().as_bytes().to_vec());
+                        fields.insert("address".into(), fetched.remote.ip().to_string().into_bytes());
+                        let addresses: Vec<String> =
+                            fetched.addresses.iter().map(ToString::to_string).collect();
+                        fields.insert("addresses".into(), addresses.join(",").into_bytes());
                         return self.hash(&message.id, report_id, &fields, fetched.body.to_vec()).await;
                     }
                     Err(err) => {

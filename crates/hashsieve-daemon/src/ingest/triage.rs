@@ -25,7 +25,7 @@ use hashsieve_triage::model::{Disposition, Report};
 
 use super::stream::{Message, ResultEntry, Work};
 use crate::state::AppState;
-use crate::verdict_memory::VerdictMemory;
+use crate::verdict_memory::{FetchedAt, VerdictMemory};
 
 /// Records hashed reports in the verdict memory: the [`Work`] of the second stage.
 pub struct ReportTriage {
@@ -48,7 +48,7 @@ impl Work for ReportTriage {
         for (position, message) in messages.into_iter().enumerate() {
             let (entry, signals) = Entry::of(message);
             if let Some(signals) = signals {
-                reports.push((position, entry.report(), signals));
+                reports.push((position, entry.report(&self.verdict_memory), signals));
             }
             entries.push(entry);
         }
@@ -61,7 +61,13 @@ impl Work for ReportTriage {
         })
         .await;
         let outcomes = match decided {
-            Ok(Ok(outcomes)) => outcomes,
+            Ok(Ok(outcomes)) => {
+                // Confirmed reports of URLs opened takedown cases.
+                self.state.rechecks.notify_one();
+                self.state.notices.notify_one();
+                self.state.block_list_changed.notify_one();
+                outcomes
+            }
             Ok(Err(err)) => {
                 // Not durable: none of the decisions goes out; the reports stay pending and are
                 // decided again (answered from the record once it is on disk).
@@ -100,10 +106,23 @@ impl Entry {
         (Entry { id: message.id, report_id, fields, unhashed }, signals)
     }
 
-    fn report(&self) -> Report {
+    /// The report, located where the first stage fetched it (a report of content has no
+    /// location).
+    fn report(&self, memory: &VerdictMemory) -> Report {
+        let url = text(&self.fields, "url");
+        let final_url = text(&self.fields, "final_url");
+        let connected = text(&self.fields, "address").and_then(|address| address.parse().ok());
+        let resolved = text(&self.fields, "addresses")
+            .map(|list| list.split(',').filter_map(|address| address.parse().ok()).collect())
+            .unwrap_or_default();
+        let fetched = match (&final_url, connected) {
+            (Some(final_url), Some(connected)) => Some(FetchedAt { final_url, connected, resolved }),
+            _ => None,
+        };
         Report {
             id: self.report_id.clone(),
-            source: text(&self.fields, "url").or_else(|| text(&self.fields, "source")).unwrap_or_default(),
+            location: url.as_deref().and_then(|url| memory.locate(url, fetched)),
+            source: url.or_else(|| text(&self.fields, "source")).unwrap_or_default(),
             reported_ms: self.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0),
         }
     }

@@ -8,6 +8,9 @@
 //! - `classify`: what a report's content is — known from a list, previously assessed, pending
 //!   in a group, or new ([`Triage::classify`]);
 //! - `submit`: recording reports and their outcome ([`Triage::submit`], [`Triage::submit_all`]);
+//! - `takedown`: the cases of confirmed content at URLs, opened in the transactions that
+//!   confirm it, their transitions, and what the block list, referrals and figures read
+//!   ([`Triage::record_check`], [`Triage::block_list`], …);
 //! - `review`: the review queue and the analysts' actions ([`Triage::pending_groups`],
 //!   [`Triage::assess_group`], [`Triage::split_group`], [`Triage::assess_item`]), the history
 //!   and the getters of items, groups and reports.
@@ -15,6 +18,7 @@
 mod classify;
 mod review;
 mod submit;
+mod takedown;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +35,7 @@ use crate::listed::{ListedCopies, ListedCopy};
 use crate::model::{Basis, Item, ItemId, ItemState};
 use crate::near::{NearStatus, NearTable};
 use crate::store::{self, Tables};
+use crate::takedown::TakedownOptions;
 
 /// What the keypoint table files: the store's items and its listed copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +75,9 @@ pub struct TriageOptions {
     /// item as a hint (`near_list_matches`). A false match is answered by the list's allow-list
     /// (core's suppression), not here.
     pub near_known_is_known: bool,
+    /// The takedown policy: the hotline's country, the re-check schedule, deadlines, the
+    /// block list's grace period and the partners abroad.
+    pub takedown: TakedownOptions,
 }
 
 impl Default for TriageOptions {
@@ -78,6 +86,7 @@ impl Default for TriageOptions {
             pdq_threshold: DEFAULT_PDQ_THRESHOLD,
             min_pdq_quality: DEFAULT_MIN_PDQ_QUALITY,
             near_known_is_known: true,
+            takedown: TakedownOptions::default(),
         }
     }
 }
@@ -85,6 +94,8 @@ impl Default for TriageOptions {
 /// How many records the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
+    /// Takedown cases, in any state.
+    pub cases: u64,
     /// Reports submitted (each id once).
     pub reports: u64,
     /// Items.
@@ -202,6 +213,7 @@ impl Triage {
                 items: txn.open_table(store::ITEMS)?.len()?,
                 pending_groups: txn.open_table(store::PENDING_GROUPS)?.len()?,
                 listed_copies: txn.open_table(store::LISTED_COPIES)?.len()?,
+                cases: txn.open_table(store::CASES)?.len()?,
             })
         })
     }

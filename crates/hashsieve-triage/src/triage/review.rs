@@ -1,6 +1,7 @@
 //! Review: the queue of pending groups, the analysts' verdicts on groups and items, splits,
 //! and the history and records of items, groups and reports.
 
+use super::takedown::follow_verdict;
 use super::{KeypointOwner, OwnerStatus, Triage};
 use crate::error::TriageError;
 use crate::model::{
@@ -9,6 +10,7 @@ use crate::model::{
 };
 use crate::near::NearStatus;
 use crate::store;
+use crate::takedown::Confirmation;
 
 impl Triage {
     /// A page of groups awaiting review, in the order they were started, `limit` at most,
@@ -68,12 +70,15 @@ impl Triage {
                 note: note.map(str::to_string),
                 basis: Basis::Group { group, representative },
             };
+            let confirmation = Confirmation::Assessed { analyst: analyst.to_string() };
             for item in &mut members {
                 item.state = ItemState::Assessed;
                 item.verdicts.push(given.clone());
                 tables.put_item(item)?;
                 tables.add_event(item.id, now, EventKind::Assessed { verdict: given.clone() })?;
                 tables.log_verdict(item.id)?;
+                let takedown = &self.options.takedown;
+                follow_verdict(tables, takedown, item.id, &given.kind, analyst, confirmation.clone(), now)?;
             }
             record.state = GroupState::Assessed;
             tables.put_group(&record)?;
@@ -163,8 +168,10 @@ impl Triage {
             record.state = ItemState::Assessed;
             record.verdicts.push(given.clone());
             tables.put_item(&record)?;
-            tables.add_event(item, now, EventKind::Assessed { verdict: given })?;
+            tables.add_event(item, now, EventKind::Assessed { verdict: given.clone() })?;
             tables.log_verdict(item)?;
+            let confirmation = Confirmation::Assessed { analyst: analyst.to_string() };
+            follow_verdict(tables, &self.options.takedown, item, &given.kind, analyst, confirmation, now)?;
             Ok(())
         })?;
         self.near.set_status(item, NearStatus::Assessed);

@@ -6,6 +6,7 @@ use hashsieve_core::matcher::{MatchOutcome, MatchVerdict, Matcher};
 use hashsieve_core::signals::Signals;
 use redb::Durability;
 
+use super::takedown::{Opening, open_case};
 use super::{KeypointOwner, OwnerStatus, Triage, near_status};
 use crate::error::{Failure, TriageError};
 use crate::listed::{self, ListedCopy};
@@ -15,6 +16,7 @@ use crate::model::{
 };
 use crate::near::NearStatus;
 use crate::store::{self, Tables};
+use crate::takedown::{Confirmation, TakedownOptions};
 
 impl Triage {
     /// Records a report and says what becomes of it: known from a hash list, previously
@@ -88,8 +90,9 @@ impl Triage {
                 }
                 None => None,
             };
+            let takedown = &self.options.takedown;
             let (outcome, new_item) =
-                record(tables, Submission { report, signals, hints, now }, classification)?;
+                record(tables, Submission { report, signals, hints, now, takedown }, classification)?;
             Ok((outcome, new_item, kept))
         })?;
         if let Some((copy, keypoints)) = kept {
@@ -155,6 +158,7 @@ struct Submission<'a> {
     signals: &'a Signals,
     hints: Vec<ListMatch>,
     now: u64,
+    takedown: &'a TakedownOptions,
 }
 
 /// Writes what `submit` decided; returns the outcome and the new item to add to near search.
@@ -163,7 +167,7 @@ fn record(
     submission: Submission<'_>,
     classification: Classification,
 ) -> Result<(Disposition, Option<NewItem>), Failure> {
-    let Submission { report, signals, hints, now } = submission;
+    let Submission { report, signals, hints, now, takedown } = submission;
     let submitted = EventKind::Submitted { report: report.id.clone(), source: report.source.clone() };
     let new_item = |tables: &mut Tables<'_>, state: ItemState, verdicts: Vec<Assessment>| {
         let item = Item {
@@ -265,9 +269,53 @@ fn record(
         item,
         outcome: outcome.clone(),
         digests: signals.digests.clone(),
+        location: report.location.clone(),
     };
     tables.put_report(&record)?;
+    if let Some(location) = &report.location
+        && let Some((confirmation, category)) = confirmed(&outcome)
+    {
+        let opening = Opening {
+            location,
+            report: &report.id,
+            reported_ms: report.reported_ms,
+            item,
+            digests: &signals.digests,
+            pdq: signals.pdq.map(|pdq| ItemPdq { hash: pdq.hash, quality: pdq.quality }),
+            category,
+            confirmation,
+        };
+        open_case(tables, takedown, opening, now)?;
+    }
     Ok((outcome, near))
+}
+
+/// How a report's content was confirmed illegal, and its category, if it was: known from a
+/// list, or the same as (or near) an item assessed illegal.
+fn confirmed(outcome: &Disposition) -> Option<(Confirmation, Option<String>)> {
+    match outcome {
+        Disposition::Known { matches } => {
+            let first = matches.first()?;
+            let category = matches.iter().find_map(|found| found.category.clone());
+            let confirmation =
+                Confirmation::Listed { list: first.list.clone(), entry_id: first.entry_id.clone() };
+            Some((confirmation, category))
+        }
+        Disposition::PreviouslyAssessed { item, recorded, verdict, .. } => {
+            let category = verdict.kind.illegal_category()?.to_string();
+            let confirmation = match &verdict.basis {
+                Basis::Inherited { from, .. } => Confirmation::Inherited { from: *from },
+                Basis::Direct | Basis::Group { .. } if recorded != item => {
+                    Confirmation::Inherited { from: *item }
+                }
+                Basis::Direct | Basis::Group { .. } => {
+                    Confirmation::Assessed { analyst: verdict.analyst.clone() }
+                }
+            };
+            Some((confirmation, Some(category)))
+        }
+        Disposition::New { .. } => None,
+    }
 }
 
 /// The list matches that go with a report's item as a hint for the analyst: perceptual-only

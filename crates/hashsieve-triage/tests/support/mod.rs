@@ -113,7 +113,12 @@ pub fn edits(bytes: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 }
 
 pub fn report(id: &str) -> Report {
-    Report { id: id.to_string(), source: format!("https://example.invalid/{id}"), reported_ms: 1_000 }
+    Report {
+        id: id.to_string(),
+        source: format!("https://example.invalid/{id}"),
+        reported_ms: 1_000,
+        location: None,
+    }
 }
 
 /// An index directory with an empty "hotline" list, and a matcher over it.
