@@ -73,6 +73,7 @@
 //! use hashsieve_core::index::{IndexBuilder, ListOptions};
 //! use hashsieve_core::matcher::Matcher;
 //! use hashsieve_core::signals::Signals;
+//! use hashsieve_triage::location::Location;
 //! use hashsieve_triage::model::{Disposition, Report, VerdictKind};
 //! use hashsieve_triage::{Triage, TriageOptions};
 //!
@@ -85,7 +86,9 @@
 //!
 //! let picture = std::fs::read("../../samples/images/wee.jpg")?;
 //! let signals = Signals::from_bytes(&picture, &Triage::signal_options());
-//! let report = Report { id: "r-1".into(), source: "https://example.invalid/a".into(), reported_ms: 0 };
+//! // Reported at a URL: were it confirmed illegal, its location would open a takedown case.
+//! let location = Some(Location::new("https://example.invalid/a")?);
+//! let report = Report { id: "r-1".into(), source: "https://example.invalid/a".into(), reported_ms: 0, location };
 //! let Disposition::New { group, .. } = triage.submit(&report, &signals, &matcher)? else {
 //!     panic!("nothing was assessed yet")
 //! };
@@ -98,7 +101,7 @@
 //! let mut bytes = std::io::Cursor::new(Vec::new());
 //! mirrored.write_to(&mut bytes, image::ImageFormat::Png)?;
 //! let signals = Signals::from_bytes(bytes.get_ref(), &Triage::signal_options());
-//! let report = Report { id: "r-2".into(), source: "upload".into(), reported_ms: 1 };
+//! let report = Report { id: "r-2".into(), source: "upload".into(), reported_ms: 1, location: None };
 //! let outcome = triage.submit(&report, &signals, &matcher)?;
 //! assert!(matches!(outcome, Disposition::PreviouslyAssessed { verdict, .. } if verdict.kind == VerdictKind::Legal));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -90,7 +90,7 @@ const MEMBERS_SHOWN: usize = 1000;
 const MAX_CATEGORY: usize = 64;
 const MAX_NOTE: usize = 4096;
 
-fn verdict_memory(state: &AppState) -> Result<Arc<VerdictMemory>, Problem> {
+pub(super) fn verdict_memory(state: &AppState) -> Result<Arc<VerdictMemory>, Problem> {
     state.verdict_memory.clone().ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -127,7 +127,7 @@ impl From<TriageError> for Problem {
 }
 
 /// A number in the path, or a problem saying it is not one.
-fn number(path: Result<Path<u64>, PathRejection>) -> Result<u64, Problem> {
+pub(super) fn number(path: Result<Path<u64>, PathRejection>) -> Result<u64, Problem> {
     path.map(|Path(number)| number)
         .map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-path", err.body_text()))
 }
@@ -285,7 +285,7 @@ async fn decide(
 }
 
 /// Runs `work` on the store, on the blocking pool.
-async fn with_store<T: Send + 'static>(
+pub(super) async fn with_store<T: Send + 'static>(
     memory: Arc<VerdictMemory>,
     work: impl FnOnce(&mut Triage, &VerdictMemory) -> Result<T, TriageError> + Send + 'static,
 ) -> Result<T, Problem> {

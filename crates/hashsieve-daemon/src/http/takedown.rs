@@ -35,13 +35,14 @@ use hashsieve_triage::takedown::{
     Case, CaseEvent, CaseFilter, CaseId, CaseState, Delivery, Figures, Notice, Referral,
 };
 use hashsieve_triage::{Triage, TriageError};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Deadline, actor, authorize, blocking, json, parse_json, read_body};
+use super::extract::{Deadline, actor, authorize, json, parse_json, read_body};
 use super::problem::Problem;
+use super::review::{number, verdict_memory, with_store};
 use crate::config::Role;
 use crate::state::AppState;
-use crate::verdict_memory::VerdictMemory;
 
 /// The routes of this API, as metrics name them.
 pub(crate) const ROUTES: &[&str] = &[
@@ -83,30 +84,6 @@ pub(super) fn writes() -> Router<Arc<AppState>> {
 const MAX_PAGE: usize = 500;
 /// The longest name, reason or contact accepted.
 const MAX_TEXT: usize = 1024;
-
-fn memory(state: &AppState) -> Result<Arc<VerdictMemory>, Problem> {
-    state.verdict_memory.clone().ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "no-triage",
-            "this daemon holds no verdict memory (set [triage] store on the one that should)",
-        )
-    })
-}
-
-/// Runs `work` on the store, on the blocking pool.
-async fn with_store<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&mut Triage) -> Result<T, TriageError> + Send + 'static,
-) -> Result<T, Problem> {
-    let memory = memory(state)?;
-    Ok(blocking(move || work(&mut memory.store())).await??)
-}
-
-fn case_id(path: Result<Path<u64>, PathRejection>) -> Result<CaseId, Problem> {
-    path.map(|Path(number)| CaseId(number))
-        .map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-path", err.body_text()))
-}
 
 fn bad_query(err: QueryRejection) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text())
@@ -168,7 +145,8 @@ async fn cases(
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let after = query.after.map(CaseId);
     let now = hashsieve_core::clock::now_ms();
-    let page = with_store(&state, move |store| store.cases(&filter, now, limit, after)).await?;
+    let page =
+        with_store(verdict_memory(&state)?, move |store, _| store.cases(&filter, now, limit, after)).await?;
     Ok(json(&CasesAnswer { cases: page.cases, next: page.next }))
 }
 
@@ -185,9 +163,9 @@ async fn case(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     authorize(&state, &headers, Role::Review)?;
-    let id = case_id(id)?;
+    let id = number(id).map(CaseId)?;
     let (hotline, reference) = (state.takedown.hotline.clone(), state.takedown.reference.clone());
-    let answer = with_store(&state, move |store| {
+    let answer = with_store(verdict_memory(&state)?, move |store, _| {
         let case = store.case(id)?;
         let notice = Notice::new(&case, &hotline, &reference);
         Ok(CaseAnswer { history: store.case_history(id)?, case, notice })
@@ -207,7 +185,7 @@ async fn notices(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resu
     authorize(&state, &headers, Role::Review)?;
     let (hotline, reference) = (state.takedown.hotline.clone(), state.takedown.reference.clone());
     let now = hashsieve_core::clock::now_ms();
-    let notices = with_store(&state, move |store| {
+    let notices = with_store(verdict_memory(&state)?, move |store, _| {
         let filter = CaseFilter { states: vec![CaseState::Open], ..CaseFilter::default() };
         let cases = store.cases(&filter, now, usize::MAX, None)?.cases;
         Ok(cases
@@ -228,28 +206,57 @@ struct ReferralsAnswer {
 async fn referrals(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, Problem> {
     authorize(&state, &headers, Role::Review)?;
     let hotline = state.takedown.hotline.clone();
-    let referrals = with_store(&state, move |store| store.referrals(&hotline)).await?;
+    let referrals = with_store(verdict_memory(&state)?, move |store, _| store.referrals(&hotline)).await?;
     Ok(json(&ReferralsAnswer { referrals }))
 }
 
 async fn figures(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, Problem> {
     authorize(&state, &headers, Role::Review)?;
     let now = hashsieve_core::clock::now_ms();
-    let figures: Figures = with_store(&state, move |store| store.takedown_figures(now)).await?;
+    let figures: Figures =
+        with_store(verdict_memory(&state)?, move |store, _| store.takedown_figures(now)).await?;
     Ok(json(&figures))
+}
+
+/// An action on a case by an analyst: the body read and checked, the action run on the store
+/// as the token's actor (and the analyst named in the body, if any), the case answered, and
+/// the tasks that follow cases woken.
+async fn act_on_case<R: DeserializeOwned + Send + 'static>(
+    state: &AppState,
+    request: CaseRequest,
+    check: impl FnOnce(&R) -> Result<Option<String>, Problem>,
+    act: impl FnOnce(&mut Triage, CaseId, R, &str) -> Result<Case, TriageError> + Send + 'static,
+) -> Result<Response, Problem> {
+    let CaseRequest { id, headers, body, deadline } = request;
+    let token = authorize(state, &headers, Role::Review)?;
+    let id = number(id).map(CaseId)?;
+    let posted: R = match body {
+        Some(body) => parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?,
+        None => parse_json(b"null")?,
+    };
+    let who = actor(token.unwrap_or("-"), check(&posted)?);
+    let case = with_store(verdict_memory(state)?, move |store, _| act(store, id, posted, &who)).await?;
+    state.rechecks.notify_one();
+    state.block_list_changed.notify_one();
+    Ok(json(&case))
+}
+
+/// What every case action is given.
+struct CaseRequest {
+    id: Result<Path<u64>, PathRejection>,
+    headers: HeaderMap,
+    body: Option<Body>,
+    deadline: Deadline,
 }
 
 async fn check_now(
     State(state): State<Arc<AppState>>,
+    Extension(deadline): Extension<Deadline>,
     id: Result<Path<u64>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let token = authorize(&state, &headers, Role::Review)?;
-    let id = case_id(id)?;
-    let who = actor(token.unwrap_or("-"), None);
-    let case = with_store(&state, move |store| store.check_now(id, &who)).await?;
-    state.rechecks.notify_one();
-    Ok(json(&case))
+    let request = CaseRequest { id, headers, body: None, deadline };
+    act_on_case(&state, request, |_: &()| Ok(None), |store, id, (), who| store.check_now(id, who)).await
 }
 
 #[derive(Deserialize)]
@@ -267,15 +274,19 @@ async fn record_notice(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    authorize(&state, &headers, Role::Review)?;
-    let id = case_id(id)?;
-    let request: NoticeRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
-    text_field("to", &request.to)?;
-    let channel = request.channel.unwrap_or_else(|| "manual".into());
-    text_field("channel", &channel)?;
-    let delivery = Delivery { to: request.to, channel, at_ms: hashsieve_core::clock::now_ms(), attempt: 1 };
-    let case = with_store(&state, move |store| store.record_notice(id, delivery)).await?;
-    Ok(json(&case))
+    let request = CaseRequest { id, headers, body: Some(body), deadline };
+    let check = |posted: &NoticeRequest| {
+        text_field("to", &posted.to)?;
+        text_field("channel", posted.channel.as_deref().unwrap_or("manual"))?;
+        Ok(None)
+    };
+    act_on_case(&state, request, check, |store, id, posted: NoticeRequest, _| {
+        let channel = posted.channel.unwrap_or_else(|| "manual".into());
+        let delivery =
+            Delivery { to: posted.to, channel, at_ms: hashsieve_core::clock::now_ms(), attempt: 1 };
+        store.record_notice(id, delivery)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -291,14 +302,12 @@ async fn refer(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let token = authorize(&state, &headers, Role::Review)?;
-    let id = case_id(id)?;
-    let request: ReferRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
-    text_field("partner", &request.partner)?;
-    let who = actor(token.unwrap_or("-"), None);
-    let case = with_store(&state, move |store| store.refer(id, &request.partner, &who)).await?;
-    state.block_list_changed.notify_one();
-    Ok(json(&case))
+    let request = CaseRequest { id, headers, body: Some(body), deadline };
+    let check = |posted: &ReferRequest| text_field("partner", &posted.partner).map(|()| None);
+    act_on_case(&state, request, check, |store, id, posted: ReferRequest, who| {
+        store.refer(id, &posted.partner, who)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -314,14 +323,14 @@ async fn whole_host(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let token = authorize(&state, &headers, Role::Review)?;
-    let id = case_id(id)?;
-    let request: WholeHostRequest =
-        parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
-    let who = actor(token.unwrap_or("-"), None);
-    let case = with_store(&state, move |store| store.set_whole_host(id, request.whole_host, &who)).await?;
-    state.block_list_changed.notify_one();
-    Ok(json(&case))
+    let request = CaseRequest { id, headers, body: Some(body), deadline };
+    act_on_case(
+        &state,
+        request,
+        |_: &WholeHostRequest| Ok(None),
+        |store, id, posted, who| store.set_whole_host(id, posted.whole_host, who),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -339,14 +348,12 @@ async fn close(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let token = authorize(&state, &headers, Role::Review)?;
-    let id = case_id(id)?;
-    let request: CloseRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
-    text_field("reason", &request.reason)?;
-    let who = actor(token.unwrap_or("-"), request.analyst);
-    let case = with_store(&state, move |store| store.close_case(id, &who, &request.reason)).await?;
-    state.block_list_changed.notify_one();
-    Ok(json(&case))
+    let request = CaseRequest { id, headers, body: Some(body), deadline };
+    let check = |posted: &CloseRequest| text_field("reason", &posted.reason).map(|()| posted.analyst.clone());
+    act_on_case(&state, request, check, |store, id, posted: CloseRequest, who| {
+        store.close_case(id, who, &posted.reason)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -370,7 +377,7 @@ async fn block_list(
         .parse()
         .map_err(|detail| Problem::new(StatusCode::BAD_REQUEST, "bad-query", detail))?;
     let now = hashsieve_core::clock::now_ms();
-    let entries = with_store(&state, move |store| store.block_list(now)).await?;
+    let entries = with_store(verdict_memory(&state)?, move |store, _| store.block_list(now)).await?;
     let version = blocklist::etag(&entries);
     let since = {
         let mut held = state.block_list_version.lock().unwrap_or_else(PoisonError::into_inner);

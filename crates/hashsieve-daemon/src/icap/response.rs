@@ -154,10 +154,14 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// also named the way antivirus ICAP services name it, for proxies that log it.
 pub fn blocked(istag: &str, page: &BlockPage, found: &Match) -> Vec<u8> {
     let (http_head, body) = page.http_response(found);
+    block_response(istag, &signature(found), &http_head, &body)
+}
+
+/// A block page as the ICAP answer, naming the threat as antivirus ICAP services do.
+fn block_response(istag: &str, threat: &str, http_head: &str, body: &str) -> Vec<u8> {
     let mut head = status_line("200 OK", istag);
     head.push_str(&format!(
-        "X-Infection-Found: Type=0; Resolution=2; Threat={};\r\nEncapsulated: res-hdr=0, res-body={}\r\n\r\n",
-        signature(found),
+        "X-Infection-Found: Type=0; Resolution=2; Threat={threat};\r\nEncapsulated: res-hdr=0, res-body={}\r\n\r\n",
         http_head.len()
     ));
     let mut out = head.into_bytes();
@@ -175,16 +179,7 @@ pub const URL_BLOCK_THREAT: &str = "hashsieve.url-block-list";
 pub fn blocked_url(istag: &str, page: &BlockPage, whole_host: bool) -> Vec<u8> {
     let kind = if whole_host { "host" } else { "url" };
     let (http_head, body) = page.page("url-block-list", kind, "", URL_BLOCK_THREAT);
-    let mut head = status_line("200 OK", istag);
-    head.push_str(&format!(
-        "X-Infection-Found: Type=0; Resolution=2; Threat={URL_BLOCK_THREAT};\r\nEncapsulated: res-hdr=0, res-body={}\r\n\r\n",
-        http_head.len()
-    ));
-    let mut out = head.into_bytes();
-    out.extend_from_slice(http_head.as_bytes());
-    out.extend_from_slice(&chunk(body.as_bytes()));
-    out.extend_from_slice(LAST_CHUNK);
-    out
+    block_response(istag, URL_BLOCK_THREAT, &http_head, &body)
 }
 
 /// An error response; the connection closes after it.

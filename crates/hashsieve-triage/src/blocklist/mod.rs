@@ -11,7 +11,7 @@
 //!   `dstdomain` file of whole hosts.
 //! - [`rpz`]: a DNS response policy zone of the whole hosts, for BIND, Unbound or Knot.
 //! - [`Format`] names each of these (and the list as JSON) for a server or a command to
-//!   choose from, and [`write`] writes any of them.
+//!   choose from, and [`write`](fn@write) writes any of them.
 //! - [`etag`]: a strong HTTP validator of the list, so that a server can answer
 //!   `If-None-Match` without writing anything.
 //!

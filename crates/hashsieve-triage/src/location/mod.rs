@@ -9,12 +9,12 @@
 //!
 //! The parts:
 //!
-//! - [`normalise`]: [`NormalisedUrl`], the normal form of a URL, by the WHATWG URL standard
+//! - [`normalise`](mod@normalise): [`NormalisedUrl`], the normal form of a URL, by the WHATWG URL standard
 //!   and nine rules of our own (only http and https, at most 8 KiB, no fragment, no userinfo,
 //!   escapes as RFC 3986 §6.2.2, no characters a URI may not hold, `/` for an empty path, no
 //!   trailing dot on the host, no empty query), each with its example in the module's
 //!   documentation.
-//! - [`hosting`]: [`HostingDb`](hosting::HostingDb), the hotline's offline IP databases
+//! - [`hosting`]: [`HostingDb`], the hotline's offline IP databases
 //!   (MaxMind DB files: GeoLite2 or DB-IP Lite), which give an address's [`Hosting`]: country,
 //!   AS number and network operator.
 //! - [`Location`]: all of it for one report, as the daemon records it after the fetch.
