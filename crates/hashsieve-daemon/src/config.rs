@@ -421,6 +421,10 @@ pub struct TakedownConfig {
     pub checks_per_host: usize,
     /// Re-checks at once, in all.
     pub max_checks: usize,
+    /// Re-checks begun a second, at most: re-checks share the daemon's cores with the API,
+    /// and a backlog (a restart after a long stop, thousands of cases confirmed at once) is
+    /// worked off at this pace rather than at the expense of analysts and ISPs.
+    pub max_checks_per_sec: u32,
     /// The hosting providers' abuse contacts: where notices go.
     pub contacts: Vec<ContactConfig>,
     /// Attempts at delivering a notice by webhook before it is left for sending by hand.
@@ -481,6 +485,7 @@ impl Default for TakedownConfig {
             checks: true,
             checks_per_host: 2,
             max_checks: 16,
+            max_checks_per_sec: 20,
             contacts: Vec::new(),
             notice_attempts: 10,
             notice_retry_secs: 60,
@@ -672,9 +677,14 @@ impl Config {
                 "takedown.check_intervals_secs must list at least one interval, each at least 1".into(),
             );
         }
-        if takedown.jitter_percent > 50 || takedown.checks_per_host == 0 || takedown.max_checks == 0 {
+        if takedown.jitter_percent > 50
+            || takedown.checks_per_host == 0
+            || takedown.max_checks == 0
+            || takedown.max_checks_per_sec == 0
+        {
             return invalid(
-                "takedown.jitter_percent must be at most 50; takedown.checks_per_host and max_checks at least 1"
+                "takedown.jitter_percent must be at most 50; takedown.checks_per_host, max_checks and \
+                 max_checks_per_sec at least 1"
                     .into(),
             );
         }

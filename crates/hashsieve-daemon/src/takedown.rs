@@ -14,7 +14,9 @@
 //! made again, since the store ignores a second finding for a slot.
 //!
 //! A hotline must never hammer a hosting provider: at most `takedown.checks_per_host` checks
-//! of one host run at once, and `takedown.max_checks` in all. What a check's fetch says:
+//! of one host run at once, and `takedown.max_checks` in all; and at most
+//! `takedown.max_checks_per_sec` begin each second, so that a backlog never takes the cores
+//! the API's callers need (`benches/compare/takedown.sh` measures both). What a check's fetch says:
 //!
 //! | fetch | finding |
 //! |---|---|
@@ -53,7 +55,10 @@ pub async fn run(
     config: TakedownConfig,
     stopping: CancellationToken,
 ) {
+    let per_second =
+        std::num::NonZeroU32::new(config.max_checks_per_sec).unwrap_or(std::num::NonZeroU32::MIN);
     let limits = Limits {
+        pace: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_second))),
         all: Arc::new(Semaphore::new(config.max_checks)),
         per_host: config.checks_per_host,
         hosts: Arc::new(Mutex::new(HashMap::new())),
@@ -107,6 +112,8 @@ pub async fn run(
 /// What bounds the checks running at once.
 #[derive(Clone)]
 struct Limits {
+    /// Checks begun a second.
+    pace: Arc<governor::DefaultDirectRateLimiter>,
     all: Arc<Semaphore>,
     per_host: usize,
     hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
@@ -140,6 +147,7 @@ impl Check {
         let host = limits.host(self.case.url.host());
         let Ok(_all) = limits.all.acquire().await else { return };
         let Ok(host_permit) = Arc::clone(&host).acquire_owned().await else { return };
+        limits.pace.until_ready().await;
         let at = now_ms();
         let finding = self.finding().await;
         let label = finding_label(&finding);

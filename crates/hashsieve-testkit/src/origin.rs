@@ -4,7 +4,7 @@
 //! posted to it (it stands for a notice receiver too).
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -45,7 +45,14 @@ impl Origin {
 
     /// Starts an origin answering as `behaviour` says.
     pub fn start(behaviour: Behaviour) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        Origin::start_on(Ipv4Addr::LOCALHOST.into(), behaviour)
+    }
+
+    /// Starts an origin on a free port of `ip`, answering as `behaviour` says: on Linux every
+    /// address of 127.0.0.0/8 is loopback, so origins on 127.0.1.1, 127.0.2.1 … stand for
+    /// hosting providers in different networks.
+    pub fn start_on(ip: IpAddr, behaviour: Behaviour) -> Origin {
+        let listener = TcpListener::bind((ip, 0)).expect("a loopback port");
         let address = listener.local_addr().expect("its address");
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
