@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hashsieve_core::clock::now_ms;
-use hashsieve_core::signals::Signals;
+use hashsieve_core::signals::{SignalOptions, Signals};
 use hashsieve_fetch::{FetchError, Fetcher};
 use hashsieve_triage::takedown::{Case, CaseId, CheckFinding, Delivery, Notice, RemovalSign};
 use tokio::sync::Semaphore;
@@ -179,7 +179,9 @@ impl Check {
             Err(err) => return finding_of_error(&err),
         };
         let matcher = self.state.matcher.load_full();
-        let options = report_options(&matcher);
+        // A re-check compares digests and PDQ only: keypoints, the costliest signal, are not
+        // computed (they would double a check's CPU time, which the API's callers share).
+        let options = SignalOptions { keypoints: false, ..report_options(&matcher) };
         let body = fetched.body;
         let slot = self.state.slots.take(Signals::decode_memory(&body, &options)).await;
         let (memory, case) = (Arc::clone(&self.memory), self.case.clone());

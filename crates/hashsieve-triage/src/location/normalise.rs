@@ -110,8 +110,10 @@ pub fn normalise(text: &str) -> Result<NormalisedUrl, UrlError> {
         return Err(UrlError::Scheme { scheme: scheme.to_owned() });
     }
     // Rule 8. All trailing dots, not one, so that a second pass finds none to remove.
-    let host = url.host_str().map(|host| host.trim_end_matches('.')).filter(|host| !host.is_empty());
+    let parsed_host = url.host_str().unwrap_or_default();
+    let host = Some(parsed_host.trim_end_matches('.')).filter(|host| !host.is_empty());
     let host = host.ok_or(UrlError::NoHost)?;
+    let dots_removed = host.len() != parsed_host.len();
 
     // Rules 3 and 4: the fragment and userinfo are simply not written. Rule 7: WHATWG parsing
     // gives http and https an empty path as "/".
@@ -127,6 +129,13 @@ pub fn normalise(text: &str) -> Result<NormalisedUrl, UrlError> {
     }
     if normal.len() > MAX_URL_LEN {
         return Err(UrlError::TooLong { len: normal.len() });
+    }
+    // Without its dots a host can read otherwise: `443%2E.` decodes to the name `443..`, and
+    // `443` is the IPv4 address 0.0.1.187. Parsed once more, the result is the fixed point
+    // (it has no trailing dot left to remove), so normalising stays idempotent; found by the
+    // `url_block_list` fuzz target.
+    if dots_removed {
+        return normalise(&normal);
     }
     Ok(NormalisedUrl(normal))
 }
@@ -281,6 +290,8 @@ mod tests {
             // 8: the trailing dot.
             ("http://example.com./a", "http://example.com/a"),
             ("http://Example.COM.:8080", "http://example.com:8080/"),
+            // … and what is left is read again: without its dots, `443` is an IPv4 address.
+            ("HTTP://443%2E./p", "http://0.0.1.187/p"),
             // 9: the query in its order; an empty one goes.
             ("http://example.com/a?b=1&a=2", "http://example.com/a?b=1&a=2"),
             ("http://example.com/a?a=2&b=1", "http://example.com/a?a=2&b=1"),
