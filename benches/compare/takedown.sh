@@ -16,12 +16,13 @@
 #     URLs still listed more than one interval after they were seen gone (goal 0);
 #   - re-checks per second one daemon makes with checks_per_host = 2, unpaced;
 #   - median and p99 latency of GET /v1/review/groups and POST /v1/match/hashes with re-checks
-#     running and without (alternating phases), and the ratio: at the default pace
+#     running and without (alternating phases, 6,000 calls of each), and the ratio, beside the
+#     noise (the same ratio between two phases without): at the default pace
 #     (max_checks_per_sec = 20) and unpaced;
 #   - kill -9 durability: SIGKILL during re-checks, restart, every case read back (none lost or
 #     duplicated, each case's check slots 0..n once).
 #
-#   bash benches/compare/takedown.sh          # 150 URLs, 60 s of removals, 20 kill trials (~3 minutes)
+#   bash benches/compare/takedown.sh          # 150 URLs, 60 s of removals, 20 kill trials (~4 minutes)
 #   bash benches/compare/takedown.sh quick    # 48 URLs, 20 s, 5 trials (~1 minute)
 #   SEED=7 bash benches/compare/takedown.sh   # other removals
 set -euo pipefail

@@ -144,12 +144,15 @@ expand() {
       case $entry in @*) expand "$entry" ;; *) echo "$entry" ;; esac
     done
 }
+# The unit's three lines: the groups allowed, those taken away (~), the calls given back.
 filter=$(sed -n 's/^SystemCallFilter=//p' "$unit")
 allowed=$(echo "$filter" | head -n 1)
 denied=$(echo "$filter" | sed -n '2s/^~//p')
+given_back=$(echo "$filter" | sed -n '3p')
 expand "$allowed" | sort -u >"$work/allowed"
 for group in $denied; do expand "$group"; done | sort -u >"$work/denied"
-comm -23 "$work/allowed" "$work/denied" >"$work/permitted"
+{ comm -23 "$work/allowed" "$work/denied"; for call in $given_back; do echo "$call"; done; } |
+  sort -u >"$work/permitted"
 # The calls of setpriv before it executes the daemon are not the daemon's.
 awk 'found { print } /execve\("\/usr\/bin\/hashsieved"/ { found = 1 }' "$work/trace" |
   sed -E 's/^[0-9]+ +//; s/^<\.\.\. ([a-z0-9_]+) resumed>.*/\1/; s/^([a-z0-9_]+)\(.*/\1/' |

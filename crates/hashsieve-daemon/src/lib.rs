@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod background;
 pub mod blocked_urls;
 pub mod clamd;
 pub mod config;
@@ -87,6 +88,7 @@ pub struct Listeners {
 /// opening and binding.
 pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let background = background::runtime()?;
     runtime.block_on(async {
         let (state, listeners) = start(config).await?;
         let unix_socket = config.clamd.unix_socket.as_deref().filter(|_| listeners.clamd_unix.is_some());
@@ -158,9 +160,10 @@ pub fn run(config: &Config, check_only: bool) -> anyhow::Result<()> {
                     Arc::clone(&state),
                     Arc::clone(memory),
                     config.takedown.clone(),
+                    tokio::runtime::Handle::current(),
                     stopping.clone(),
                 );
-                takedown_tasks.push(tokio::spawn(run));
+                takedown_tasks.push(background.spawn(run));
             }
             let deliver = takedown::deliver_notices(
                 Arc::clone(&state),

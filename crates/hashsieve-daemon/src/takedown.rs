@@ -49,10 +49,17 @@ const MAX_IDLE: Duration = Duration::from_secs(30);
 
 /// Runs the re-checks until `stopping` is cancelled; checks under way then are dropped, and
 /// made again after the restart.
+///
+/// Nobody waits for a re-check, so this is to run on the [background
+/// runtime](crate::background), whose threads give way to every caller's; its fetches and its
+/// hashing then run there too. The store is read and written on `store_runtime`'s blocking
+/// threads instead — the main runtime's — so that a submission never waits for the store
+/// behind a thread the scheduler holds back.
 pub async fn run(
     state: Arc<AppState>,
     memory: Arc<VerdictMemory>,
     config: TakedownConfig,
+    store_runtime: tokio::runtime::Handle,
     stopping: CancellationToken,
 ) {
     let per_second =
@@ -65,45 +72,64 @@ pub async fn run(
     };
     let in_flight: Arc<Mutex<HashSet<CaseId>>> = Arc::default();
     let mut checks = JoinSet::new();
+    // Up to `max_checks * 4` checks are taken from the store at a time, so the store is read
+    // again only when fewer than `max_checks` are left (or when woken, or when the next is
+    // due): reading it after every check would decode the same due cases again and again.
+    let mut look = true;
+    let mut wake_at = tokio::time::Instant::now();
     loop {
-        let now = now_ms();
-        let store = Arc::clone(&memory);
-        let batch = config.max_checks * 4;
-        let looked = tokio::task::spawn_blocking(move || {
-            let store = store.store();
-            Ok::<_, hashsieve_triage::TriageError>((store.due_checks(now, batch)?, store.next_check_ms()?))
-        })
-        .await;
-        let (due, next) = match looked {
-            Ok(Ok(found)) => found,
-            Ok(Err(err)) => {
-                tracing::error!(error = %err, "takedown: reading the re-check schedule failed");
-                (Vec::new(), None)
+        if look {
+            let now = now_ms();
+            let store = Arc::clone(&memory);
+            let batch = config.max_checks * 4;
+            let looked = store_runtime
+                .spawn_blocking(move || {
+                    let store = store.store();
+                    Ok::<_, hashsieve_triage::TriageError>((
+                        store.due_checks(now, batch)?,
+                        store.next_check_ms()?,
+                    ))
+                })
+                .await;
+            let (due, next) = match looked {
+                Ok(Ok(found)) => found,
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "takedown: reading the re-check schedule failed");
+                    (Vec::new(), None)
+                }
+                Err(_) => (Vec::new(), None),
+            };
+            for (case, slot) in due {
+                if !in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(case.id) {
+                    continue;
+                }
+                let check = Check {
+                    state: Arc::clone(&state),
+                    memory: Arc::clone(&memory),
+                    store_runtime: store_runtime.clone(),
+                    case,
+                    slot,
+                };
+                let (limits, in_flight) = (limits.clone(), Arc::clone(&in_flight));
+                checks.spawn(async move {
+                    let id = check.case.id;
+                    check.run(&limits).await;
+                    in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                });
             }
-            Err(_) => (Vec::new(), None),
-        };
-        for (case, slot) in due {
-            if !in_flight.lock().unwrap_or_else(PoisonError::into_inner).insert(case.id) {
-                continue;
-            }
-            let check = Check { state: Arc::clone(&state), memory: Arc::clone(&memory), case, slot };
-            let (limits, in_flight) = (limits.clone(), Arc::clone(&in_flight));
-            checks.spawn(async move {
-                let id = check.case.id;
-                check.run(&limits).await;
-                in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-            });
+            // Sleep until the next check is due; one due already is under way, and its end
+            // wakes us.
+            let wait = match next {
+                Some(due) if due > now => Duration::from_millis(due - now).min(MAX_IDLE),
+                _ => MAX_IDLE,
+            };
+            wake_at = tokio::time::Instant::now() + wait;
         }
-        // Sleep until the next check is due; one due already is under way, and its end wakes us.
-        let wait = match next {
-            Some(due) if due > now => Duration::from_millis(due - now).min(MAX_IDLE),
-            _ => MAX_IDLE,
-        };
         tokio::select! {
             () = stopping.cancelled() => break,
-            () = state.rechecks.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-            Some(_) = checks.join_next(), if !checks.is_empty() => {}
+            () = state.rechecks.notified() => look = true,
+            () = tokio::time::sleep_until(wake_at) => look = true,
+            Some(_) = checks.join_next(), if !checks.is_empty() => look = checks.len() < config.max_checks,
         }
     }
     checks.shutdown().await;
@@ -138,6 +164,7 @@ impl Limits {
 struct Check {
     state: Arc<AppState>,
     memory: Arc<VerdictMemory>,
+    store_runtime: tokio::runtime::Handle,
     case: Case,
     slot: u32,
 }
@@ -152,10 +179,10 @@ impl Check {
         let finding = self.finding().await;
         let label = finding_label(&finding);
         self.state.metrics.takedown_check(label);
-        let Check { memory, case, slot, state: self_state } = self;
+        let Check { memory, case, slot, state: self_state, store_runtime } = self;
         let id = case.id;
         let recorded =
-            tokio::task::spawn_blocking(move || memory.store().record_check(id, slot, finding, at)).await;
+            store_runtime.spawn_blocking(move || memory.store().record_check(id, slot, finding, at)).await;
         match recorded {
             Ok(Ok(case)) => {
                 if !case.state.is_active() {
@@ -298,7 +325,7 @@ async fn deliver(
     let store = Arc::clone(memory);
     let (attempts, first_wait) = (takedown.notice_attempts, takedown.notice_retry_secs * 1000);
     let recorded = tokio::task::spawn_blocking(move || {
-        let mut store = store.store();
+        let store = store.store();
         match &failure {
             None => {
                 let delivery = Delivery {

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use anyhow::Context;
 use hashsieve_core::delta::Change;
@@ -71,7 +71,7 @@ impl<'a> FetchedAt<'a> {
 
 /// The verdict memory and what goes with it.
 pub struct VerdictMemory {
-    store: Mutex<Triage>,
+    store: RwLock<Triage>,
     export_list: Option<String>,
     fetcher: Fetcher,
     /// The hotline's IP databases (`takedown.ip_databases`), if it gave any.
@@ -123,17 +123,24 @@ impl VerdictMemory {
             }
         }
         Ok(Some(VerdictMemory {
-            store: Mutex::new(store),
+            store: RwLock::new(store),
             export_list: config.triage.export_list.clone(),
             fetcher,
             hosting,
         }))
     }
 
-    /// The store, for one operation at a time (a poisoned lock is taken over: every write is
-    /// one transaction, so a panic mid-call left nothing half-done).
-    pub fn store(&self) -> MutexGuard<'_, Triage> {
-        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The store, shared: for reads and the takedown cases' writes, which run beside each
+    /// other — so the review queue is not kept waiting by a re-check's commit (a poisoned lock
+    /// is taken over: every write is one transaction, so a panic mid-call left nothing
+    /// half-done).
+    pub fn store(&self) -> RwLockReadGuard<'_, Triage> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The store, alone: for submissions and verdicts, which also change its in-memory tables.
+    pub fn store_mut(&self) -> RwLockWriteGuard<'_, Triage> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Fetches reported URLs under the `[fetch]` policy.
@@ -164,7 +171,7 @@ impl VerdictMemory {
         report: &Report,
         signals: &Signals,
     ) -> Result<Disposition, TriageError> {
-        self.store().submit(report, signals, matcher)
+        self.store_mut().submit(report, signals, matcher)
     }
 
     /// Matches reports against the lists and records them in order, durably with one fsync
@@ -174,7 +181,7 @@ impl VerdictMemory {
         matcher: &Matcher,
         reports: &[(Report, Signals)],
     ) -> Result<Vec<Result<Disposition, TriageError>>, TriageError> {
-        self.store().submit_all(reports, matcher)
+        self.store_mut().submit_all(reports, matcher)
     }
 
     /// Exports what the verdicts owe the export list, if there is one. Blocking; call it with

@@ -236,7 +236,7 @@ fn the_schedule_and_the_cases_survive_reopening() {
             .unwrap();
         (case.id, checked.next_check_ms.unwrap())
     };
-    let mut triage = open_with(dir.path());
+    let triage = open_with(dir.path());
     assert_eq!(triage.next_check_ms().unwrap(), Some(due));
     let found = triage.due_checks(due, 10).unwrap();
     assert_eq!(found.iter().map(|(case, slot)| (case.id, *slot)).collect::<Vec<_>>(), [(id, 1)]);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hashsieve_testkit::origin::{Behaviour, Origin};
 use serde_json::json;
+use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, thread_native_id};
 
 use crate::daemon::{Daemon, Settings, Site};
 use crate::hosting;
@@ -20,12 +21,25 @@ pub fn busy_site(
     seed: u64,
 ) -> anyhow::Result<Vec<Origin>> {
     let body = hosting::jpeg(seed.wrapping_mul(7919) + 1)?;
-    let hosts: Vec<Origin> = [7, 8]
-        .iter()
-        .map(|&third| {
-            Origin::start_on(IpAddr::V4(Ipv4Addr::new(127, 0, third, 1)), Behaviour::Serve(body.clone()))
-        })
-        .collect();
+    // The hosts stand for other machines: started from a thread at SCHED_IDLE, their threads
+    // (which inherit it) give way to the daemon and to the client measuring it, as they would
+    // if they were elsewhere.
+    let hosts = std::thread::spawn(move || {
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        thread_priority::set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+            .map_err(|err| anyhow::anyhow!("SCHED_IDLE for the simulated hosts: {err:?}"))?;
+        anyhow::Ok(
+            [7, 8]
+                .iter()
+                .map(|&third| {
+                    let address = IpAddr::V4(Ipv4Addr::new(127, 0, third, 1));
+                    Origin::start_on(address, Behaviour::Serve(body.clone()))
+                })
+                .collect::<Vec<Origin>>(),
+        )
+    })
+    .join()
+    .expect("starting the hosts panicked")?;
     let daemon = site.start(&Settings { checks: false, ..settings.clone() })?;
     let urls: Vec<String> =
         hosts.iter().flat_map(|host| (0..per_host).map(move |i| host.url(&format!("/c{i}.jpg")))).collect();
@@ -84,4 +98,18 @@ pub fn latencies(daemon: &Daemon, calls: usize) -> anyhow::Result<(Vec<f64>, Vec
         matching.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     Ok((review, matching))
+}
+
+/// The median and p99 of latencies (nearest rank).
+pub struct Quantiles {
+    pub median: f64,
+    pub p99: f64,
+}
+
+impl Quantiles {
+    pub fn of(values: &mut [f64]) -> Quantiles {
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        Quantiles { median: at(0.5), p99: at(0.99) }
+    }
 }

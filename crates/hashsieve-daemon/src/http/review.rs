@@ -274,7 +274,6 @@ async fn decide(
     state.rechecks.notify_one();
     state.notices.notify_one();
     state.block_list_changed.notify_one();
-    state.block_list_changed.notify_one();
     Ok(SubmitAnswer {
         report_id,
         outcome: outcome?,
@@ -284,12 +283,21 @@ async fn decide(
     })
 }
 
-/// Runs `work` on the store, on the blocking pool.
+/// Runs `work` on the store, shared (reads, and the takedown cases' writes), on the blocking
+/// pool.
 pub(super) async fn with_store<T: Send + 'static>(
+    memory: Arc<VerdictMemory>,
+    work: impl FnOnce(&Triage, &VerdictMemory) -> Result<T, TriageError> + Send + 'static,
+) -> Result<T, Problem> {
+    Ok(blocking(move || work(&memory.store(), &memory)).await??)
+}
+
+/// Runs `work` on the store alone (verdicts, group changes), on the blocking pool.
+pub(super) async fn with_store_mut<T: Send + 'static>(
     memory: Arc<VerdictMemory>,
     work: impl FnOnce(&mut Triage, &VerdictMemory) -> Result<T, TriageError> + Send + 'static,
 ) -> Result<T, Problem> {
-    Ok(blocking(move || work(&mut memory.store(), &memory)).await??)
+    Ok(blocking(move || work(&mut memory.store_mut(), &memory)).await??)
 }
 
 #[derive(Serialize)]
@@ -507,7 +515,7 @@ async fn judge(
     let (verdict, analyst, note) = request.checked(token)?;
     let matcher = state.matcher.load_full();
     let audited = (format!("{verdict:?}"), analyst.clone());
-    let (items, exported) = with_store(verdict_memory(state)?, move |store, memory| {
+    let (items, exported) = with_store_mut(verdict_memory(state)?, move |store, memory| {
         let items = match target {
             Judged::Group(group) => store.assess_group(group, verdict, &analyst, note.as_deref())?,
             Judged::Item(item) => {
@@ -565,7 +573,8 @@ async fn split_group(
     let request: SplitRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     let group = GroupId(id);
     let new_group =
-        with_store(verdict_memory(&state)?, move |store, _| store.split_group(group, &request.items)).await?;
+        with_store_mut(verdict_memory(&state)?, move |store, _| store.split_group(group, &request.items))
+            .await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), group = id,
         new_group = new_group.0, "split");
     Ok(json(&SplitAnswer { group, new_group }))

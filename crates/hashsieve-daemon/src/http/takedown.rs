@@ -225,7 +225,7 @@ async fn act_on_case<R: DeserializeOwned + Send + 'static>(
     state: &AppState,
     request: CaseRequest,
     check: impl FnOnce(&R) -> Result<Option<String>, Problem>,
-    act: impl FnOnce(&mut Triage, CaseId, R, &str) -> Result<Case, TriageError> + Send + 'static,
+    act: impl FnOnce(&Triage, CaseId, R, &str) -> Result<Case, TriageError> + Send + 'static,
 ) -> Result<Response, Problem> {
     let CaseRequest { id, headers, body, deadline } = request;
     let token = authorize(state, &headers, Role::Review)?;

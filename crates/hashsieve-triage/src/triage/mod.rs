@@ -109,8 +109,11 @@ pub struct Counts {
 
 /// The verdict memory and review queue of one hotline, in one database file.
 ///
-/// Reads take `&self`; writes take `&mut self` and are durable when they return. The file is
-/// locked: one `Triage` per file, in one process.
+/// Reads take `&self`, and so do the writes that change only takedown cases, which touch
+/// nothing but the database (redb runs one write transaction at a time): a process may run them
+/// beside its reads. The writes that also change the in-memory near and keypoint tables —
+/// submissions and verdicts — take `&mut self`. Every write is durable when it returns. The
+/// file is locked: one `Triage` per file, in one process.
 #[derive(Debug)]
 pub struct Triage {
     db: Database,

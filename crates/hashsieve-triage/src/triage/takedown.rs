@@ -389,7 +389,7 @@ impl Triage {
     /// longer active, changes nothing: the check was made twice (a scheduler restarted between
     /// its fetch and this write, or two asked at once) and counts once. Returns the case.
     pub fn record_check(
-        &mut self,
+        &self,
         id: CaseId,
         slot: u32,
         finding: CheckFinding,
@@ -441,7 +441,7 @@ impl Triage {
 
     /// Records the delivery of a case's notice. Idempotent: a case noticed already keeps its
     /// first delivery. An open case becomes notified.
-    pub fn record_notice(&mut self, id: CaseId, delivery: Delivery) -> Result<Case, TriageError> {
+    pub fn record_notice(&self, id: CaseId, delivery: Delivery) -> Result<Case, TriageError> {
         self.write("record notice", |tables| {
             let mut case = store::case(&tables.cases, id)?;
             if case.notified.is_some() {
@@ -466,7 +466,7 @@ impl Triage {
 
     /// Records that an active case was referred to `partner` by `actor` (for a country without
     /// a configured partner, or a referral made by hand).
-    pub fn refer(&mut self, id: CaseId, partner: &str, actor: &str) -> Result<Case, TriageError> {
+    pub fn refer(&self, id: CaseId, partner: &str, actor: &str) -> Result<Case, TriageError> {
         let now = hashsieve_core::clock::now_ms();
         self.write("refer case", |tables| {
             let mut case = store::case(&tables.cases, id)?;
@@ -488,7 +488,7 @@ impl Triage {
     }
 
     /// Closes a case, as an analyst decides.
-    pub fn close_case(&mut self, id: CaseId, actor: &str, reason: &str) -> Result<Case, TriageError> {
+    pub fn close_case(&self, id: CaseId, actor: &str, reason: &str) -> Result<Case, TriageError> {
         let now = hashsieve_core::clock::now_ms();
         self.write("close case", |tables| {
             let mut case = store::case(&tables.cases, id)?;
@@ -500,7 +500,7 @@ impl Triage {
     }
 
     /// Makes an active case's next re-check due now ("check now").
-    pub fn check_now(&mut self, id: CaseId, actor: &str) -> Result<Case, TriageError> {
+    pub fn check_now(&self, id: CaseId, actor: &str) -> Result<Case, TriageError> {
         let now = hashsieve_core::clock::now_ms();
         self.write("check case now", |tables| {
             let mut case = store::case(&tables.cases, id)?;
@@ -519,7 +519,7 @@ impl Triage {
 
     /// Marks (or unmarks) a case's whole host for blocking: host-level block lists (DNS RPZ,
     /// a Squid host ACL) then carry its host, not only its URL.
-    pub fn set_whole_host(&mut self, id: CaseId, whole_host: bool, actor: &str) -> Result<Case, TriageError> {
+    pub fn set_whole_host(&self, id: CaseId, whole_host: bool, actor: &str) -> Result<Case, TriageError> {
         let now = hashsieve_core::clock::now_ms();
         self.write("mark whole host", |tables| {
             let mut case = store::case(&tables.cases, id)?;
@@ -561,7 +561,7 @@ impl Triage {
     /// Records that delivering a case's notice to `to` failed at `at_ms`, and when to try
     /// again (none: given up; the notice stays listed for sending by hand).
     pub fn record_notice_failure(
-        &mut self,
+        &self,
         id: CaseId,
         to: &str,
         error: &str,
@@ -590,7 +590,7 @@ impl Triage {
 
     /// Moves a case's notice to `until` without recording anything: its host has no abuse
     /// contact with a webhook now, and one may be configured later.
-    pub fn postpone_notice(&mut self, id: CaseId, until_ms: u64) -> Result<(), TriageError> {
+    pub fn postpone_notice(&self, id: CaseId, until_ms: u64) -> Result<(), TriageError> {
         self.write("postpone notice", |tables| {
             let mut case = store::case(&tables.cases, id)?;
             if case.next_notice_ms.is_some() {
