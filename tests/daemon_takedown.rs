@@ -30,8 +30,8 @@ fn start(dir: &Path, interval: u64, per_host: usize) -> Hashsieved {
     start_with(dir, interval, per_host, "", "")
 }
 
-/// The same, with more `[takedown]` settings and more configuration at the end (abuse
-/// contacts, say).
+/// The same, with more `[takedown]` settings (a grace period of its own, say) and more
+/// configuration at the end (abuse contacts, say).
 fn start_with(dir: &Path, interval: u64, per_host: usize, takedown: &str, extra: &str) -> Hashsieved {
     let index = dir.join("index");
     if !index.exists() {
@@ -40,6 +40,7 @@ fn start_with(dir: &Path, interval: u64, per_host: usize, takedown: &str, extra:
         IndexDir::create(&index, &builder).unwrap();
     }
     let config = dir.join("hashsieved.toml");
+    let block_after = if takedown.contains("block_after_secs") { "" } else { "block_after_secs = 0\n" };
     let token = |id: &str, secret: &str, role: &str| {
         format!("[[tokens]]\nid = \"{id}\"\nsha256 = \"{}\"\nroles = [\"{role}\"]\n", sha256_hex(secret))
     };
@@ -48,7 +49,7 @@ fn start_with(dir: &Path, interval: u64, per_host: usize, takedown: &str, extra:
         format!(
             "index = {index:?}\nwritable = true\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [triage]\nstore = {:?}\n\
-             [takedown]\ncheck_intervals_secs = [{interval}]\njitter_percent = 0\nblock_after_secs = 0\n\
+             [takedown]\ncheck_intervals_secs = [{interval}]\njitter_percent = 0\n{block_after}\
              checks_per_host = {per_host}\n{takedown}\n\
              notice_retry_secs = 1\n\
              [fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n{}{}{}{extra}",
@@ -215,6 +216,34 @@ fn rechecks_see_each_way_content_goes_and_the_block_list_follows() {
 }
 
 #[test]
+fn a_url_joins_the_block_list_when_its_grace_period_ends() {
+    let temp = tempfile::tempdir().unwrap();
+    let origin = Origin::serving(std::fs::read(sample("square-256x256.jpg")).unwrap());
+    let url = origin.url("/a.jpg");
+    let daemon = start_with(temp.path(), 60, 2, "block_after_secs = 2", "");
+    let api = Api::of(&daemon);
+    let group = api.report_all(std::slice::from_ref(&url));
+    api.confirm(group);
+    let confirmed = std::time::Instant::now();
+    let list = request(api.address, "GET", "/v1/takedown/blocklist?format=plain", Some(ISP), b"");
+    assert_eq!((list.status, list.body.len()), (200, 0), "within the grace period: not listed");
+    let etag = list.header("etag").unwrap().to_string();
+    // Nothing about the case changes when the grace period ends: the list must change anyway.
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(confirmed.elapsed()));
+    let list = request_with(
+        api.address,
+        "GET",
+        "/v1/takedown/blocklist?format=plain",
+        Some(ISP),
+        &[&format!("If-None-Match: {etag}")],
+        b"",
+    );
+    assert_eq!(list.status, 200, "the list changed");
+    assert_eq!(String::from_utf8_lossy(&list.body).trim(), url);
+    assert_ne!(list.header("etag").unwrap(), etag);
+}
+
+#[test]
 fn rechecks_of_one_host_stay_within_its_limit() {
     let temp = tempfile::tempdir().unwrap();
     let picture = std::fs::read(sample("square-256x256.jpg")).unwrap();
@@ -325,9 +354,14 @@ fn notices_reach_the_contacts_webhook_retried_after_a_failure_and_are_listed_wit
     // The host without a contact: still open, its notice listed for sending by hand.
     let other = &cases[&urls[1]];
     assert_eq!(other["state"], "open");
-    let listed = api.ok("GET", "/v1/takedown/notices", ANALYST, b"");
-    let listed: Vec<&Value> = listed["notices"].as_array().unwrap().iter().collect();
+    let page = api.ok("GET", "/v1/takedown/notices", ANALYST, b"");
+    let listed: Vec<&Value> = page["notices"].as_array().unwrap().iter().collect();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["url"], urls[1].as_str());
+    assert_eq!(page["next"], Value::Null, "the last page");
+    let after = api.ok("GET", &format!("/v1/takedown/notices?after={}", other["id"]), ANALYST, b"");
+    assert_eq!(after["notices"], json!([]), "nothing after the last");
+    let bad = request(api.address, "GET", "/v1/takedown/notices?limit=many", Some(ANALYST), b"");
+    assert_eq!(bad.status, 400);
     assert_eq!(receiver.received().len(), 2, "nothing was posted for it");
 }

@@ -2,7 +2,7 @@
 //! listed URL with the block page before the origin is contacted.
 //!
 //! The list comes from the hotline: on the daemon that holds the verdict memory, from its own
-//! takedown cases (refreshed when a case changes, and every minute, as grace periods end);
+//! takedown cases (refreshed when a case changes, and when a grace period ends);
 //! on an ISP's daemon, from `icap.block_list`, a file the ISP keeps current from the
 //! hotline's `GET /v1/takedown/blocklist` (the `plain` format: one URL a line; or the `json`
 //! format, which also marks whole hosts), reread when it changes. Either way the list is
@@ -15,14 +15,56 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use hashsieve_triage::blocklist::BlockEntry;
+use hashsieve_triage::TriageError;
+use hashsieve_triage::blocklist::{self, BlockEntry, BlockList};
 use hashsieve_triage::location::normalise;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
+use crate::verdict_memory::VerdictMemory;
+
+/// The block list of this daemon's takedown cases as last read, with its validators.
+#[derive(Debug)]
+pub struct CurrentList {
+    /// The list, with the store's version it was read at.
+    pub list: BlockList,
+    /// The entries' validator ([`blocklist::etag`]).
+    pub etag: String,
+    /// Since when these entries have held (`Last-Modified`): when this daemon first read them.
+    pub since_ms: u64,
+}
+
+/// The block list of the cases in `memory` at `now_ms`: the copy last read while the store's
+/// block list version is the same and no grace period has ended since — one key read, so a
+/// `304 Not Modified` costs next to nothing — else read again. Blocking.
+pub fn current(
+    state: &AppState,
+    memory: &VerdictMemory,
+    now_ms: u64,
+) -> Result<Arc<CurrentList>, TriageError> {
+    let store = memory.store();
+    let version = store.block_list_version()?;
+    // Held while reading, so that requests that find the copy stale read the store once.
+    let mut held = state.block_list.lock().unwrap_or_else(PoisonError::into_inner);
+    let fresh = |current: &&Arc<CurrentList>| {
+        current.list.version == version && current.list.next_change_ms.is_none_or(|at| now_ms < at)
+    };
+    if let Some(current) = held.as_ref().filter(fresh) {
+        return Ok(Arc::clone(current));
+    }
+    let list = store.block_list(now_ms)?;
+    let etag = blocklist::etag(&list.entries);
+    let since_ms = match held.as_ref() {
+        Some(before) if before.etag == etag => before.since_ms,
+        _ => now_ms,
+    };
+    let current = Arc::new(CurrentList { list, etag, since_ms });
+    *held = Some(Arc::clone(&current));
+    Ok(current)
+}
 
 /// The URLs and whole hosts blocked.
 #[derive(Debug, Default)]
@@ -106,8 +148,8 @@ impl BlockedUrls {
     }
 }
 
-/// How often the list is rebuilt from the takedown cases without a change to prompt it: a
-/// grace period that ends changes the list with no event.
+/// The longest the list goes without being checked against the store when nothing prompts
+/// it (a change by another process, a clock that jumped).
 const REFRESH: Duration = Duration::from_secs(60);
 
 /// Keeps `state.blocked_urls` current until `stopping` is cancelled: from the verdict memory's
@@ -119,18 +161,30 @@ pub async fn follow(
     stopping: CancellationToken,
 ) {
     let mut seen: Option<(SystemTime, u64)> = None;
+    let mut applied: Option<String> = None;
     loop {
         if let Some(memory) = state.verdict_memory.clone() {
             let now = hashsieve_core::clock::now_ms();
-            match tokio::task::spawn_blocking(move || memory.store().block_list(now)).await {
-                Ok(Ok(entries)) => state.blocked_urls.store(Arc::new(BlockedUrls::from_entries(&entries))),
+            let shared = Arc::clone(&state);
+            let mut wait = REFRESH;
+            match tokio::task::spawn_blocking(move || current(&shared, &memory, now)).await {
+                Ok(Ok(current)) => {
+                    // Rebuilt only when the entries changed; and woken when a grace period ends.
+                    if applied.as_ref() != Some(&current.etag) {
+                        state.blocked_urls.store(Arc::new(BlockedUrls::from_entries(&current.list.entries)));
+                        applied = Some(current.etag.clone());
+                    }
+                    if let Some(at) = current.list.next_change_ms {
+                        wait = wait.min(Duration::from_millis(at.saturating_sub(now)));
+                    }
+                }
                 Ok(Err(err)) => tracing::error!(error = %err, "the URL block list was not rebuilt"),
                 Err(_) => {}
             }
             tokio::select! {
                 () = stopping.cancelled() => return,
                 () = state.block_list_changed.notified() => {}
-                () = tokio::time::sleep(REFRESH) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         } else if let Some(path) = &file {
             let stamp = stamp(path);

@@ -9,7 +9,7 @@ use hashsieve_core::matcher::Matcher;
 use tokio::sync::Notify;
 
 use crate::auth::Tokens;
-use crate::blocked_urls::BlockedUrls;
+use crate::blocked_urls::{BlockedUrls, CurrentList};
 use crate::config::{Config, Limits, TakedownConfig};
 use crate::metrics::Metrics;
 use crate::slots::HashingSlots;
@@ -42,8 +42,10 @@ pub struct AppState {
     pub blocked_urls: ArcSwap<BlockedUrls>,
     /// Wakes the block list's rebuild (a takedown case changed).
     pub block_list_changed: Notify,
-    /// The block list's validator and since when it has held, for `ETag` and `Last-Modified`.
-    pub block_list_version: std::sync::Mutex<Option<(String, u64)>>,
+    /// The block list of the takedown cases as last read ([`blocked_urls::current`]).
+    ///
+    /// [`blocked_urls::current`]: crate::blocked_urls::current
+    pub block_list: std::sync::Mutex<Option<Arc<CurrentList>>>,
 }
 
 impl AppState {
@@ -60,7 +62,7 @@ impl AppState {
             rechecks: Notify::new(),
             notices: Notify::new(),
             takedown: config.takedown.clone(),
-            block_list_version: std::sync::Mutex::new(None),
+            block_list: std::sync::Mutex::new(None),
             blocked_urls: ArcSwap::from_pointee(BlockedUrls::default()),
             block_list_changed: Notify::new(),
         }

@@ -2,7 +2,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name | `format` version, the next item, group and event numbers, verdict sequence |
+//! | `meta` | name | `format` version, the next item, group and event numbers, verdict sequence, block list version |
 //! | `reports` | report id | [`ReportRecord`] as JSON |
 //! | `items` | item id | [`Item`] as JSON |
 //! | `item_reports` | (item id, report id) | – : every report of an item |
@@ -22,6 +22,7 @@
 //! | `cases_due` | (due time, case id) | – : the re-check schedule of active cases |
 //! | `notices_due` | (due time, case id) | – : cases at home whose notice is still to be delivered |
 //! | `item_cases` | (item id, case id) | – : every case of an item, to close on a corrected verdict |
+//! | `blocking` | (normalised URL, case id) | (confirmed at, abroad, whole host): every active case, what the block list is made of |
 //!
 //! [`Keypoints::to_bytes`]: hashsieve_core::keypoints::Keypoints::to_bytes
 //! [`Case`]: crate::takedown::Case
@@ -59,6 +60,7 @@ pub(crate) const CASE_EVENTS: TableDefinition<(u64, u64), &[u8]> = TableDefiniti
 pub(crate) const CASES_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("cases_due");
 pub(crate) const NOTICES_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("notices_due");
 pub(crate) const ITEM_CASES: TableDefinition<(u64, u64), ()> = TableDefinition::new("item_cases");
+pub(crate) const BLOCKING: TableDefinition<(&str, u64), (u64, bool, bool)> = TableDefinition::new("blocking");
 
 pub(crate) const FORMAT_KEY: &str = "format";
 const NEXT_ITEM: &str = "next_item";
@@ -68,6 +70,9 @@ const NEXT_VERDICT: &str = "next_verdict";
 const NEXT_LISTED_COPY: &str = "next_listed_copy";
 const NEXT_CASE: &str = "next_case";
 const NEXT_CASE_EVENT: &str = "next_case_event";
+/// Counts the changes to `blocking`: a copy of the block list made at one count is current
+/// while the count is the same (and no grace period has ended).
+pub(crate) const BLOCK_LIST_VERSION: &str = "block_list_version";
 
 /// Every table, opened in one write transaction.
 pub(crate) struct Tables<'t> {
@@ -91,6 +96,7 @@ pub(crate) struct Tables<'t> {
     pub(crate) cases_due: Table<'t, (u64, u64), ()>,
     pub(crate) item_cases: Table<'t, (u64, u64), ()>,
     pub(crate) notices_due: Table<'t, (u64, u64), ()>,
+    pub(crate) blocking: Table<'t, (&'static str, u64), (u64, bool, bool)>,
 }
 
 impl<'t> Tables<'t> {
@@ -116,6 +122,7 @@ impl<'t> Tables<'t> {
             cases_due: txn.open_table(CASES_DUE)?,
             item_cases: txn.open_table(ITEM_CASES)?,
             notices_due: txn.open_table(NOTICES_DUE)?,
+            blocking: txn.open_table(BLOCKING)?,
         })
     }
 
@@ -141,8 +148,33 @@ impl<'t> Tables<'t> {
         Ok(CaseId(self.next(NEXT_CASE)?))
     }
 
+    /// Writes a case, and its row in `blocking`: there while the case is active, with what
+    /// the block list needs of it; a change to that row counts a new block list version.
     pub(crate) fn put_case(&mut self, case: &Case) -> Result<(), Failure> {
         self.cases.insert(case.id.0, encode(case).as_slice())?;
+        let key = (case.url.as_str(), case.id.0);
+        let changed = if case.state.is_active() {
+            let row = (case.confirmed_ms, case.abroad, case.whole_host);
+            self.blocking.insert(key, row)?.map(|before| before.value()) != Some(row)
+        } else {
+            self.blocking.remove(key)?.is_some()
+        };
+        if changed {
+            self.next(BLOCK_LIST_VERSION)?;
+        }
+        Ok(())
+    }
+
+    /// Fills `blocking` from the cases: a store of format 1 had no such table.
+    pub(crate) fn index_block_list(&mut self) -> Result<(), Failure> {
+        let mut cases = Vec::new();
+        for entry in self.cases.iter()? {
+            let (key, value) = entry?;
+            cases.push(decode::<Case>(value.value(), "case", key.value())?);
+        }
+        for case in &cases {
+            self.put_case(case)?;
+        }
         Ok(())
     }
 

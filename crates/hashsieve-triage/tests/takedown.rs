@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use hashsieve_core::signals::Signals;
+use hashsieve_triage::blocklist::BlockEntry;
 use hashsieve_triage::location::{Hosting, Location};
-use hashsieve_triage::model::{Disposition, Report, VerdictKind};
+use hashsieve_triage::model::{Disposition, MatchedBy, Report, VerdictKind};
 use hashsieve_triage::takedown::{
     CaseEventKind, CaseFilter, CaseState, CheckFinding, Confirmation, Delivery, Notice, RemovalSign,
     TakedownOptions,
 };
-use hashsieve_triage::{Triage, TriageOptions};
+use hashsieve_triage::{Triage, TriageError, TriageOptions};
 use support::*;
 
 const HOUR: u64 = 60 * 60 * 1000;
@@ -292,7 +293,7 @@ fn cases_abroad_are_referred_and_blocked_at_once_home_ones_after_the_grace_perio
     assert_eq!(listed(&triage, t0 + 24 * HOUR), ["http://far.example/a.jpg", "http://home.example/a.jpg"]);
     // Marked for a whole-host block: the entry says so.
     triage.set_whole_host(us.id, true, "analyst-1").unwrap();
-    let entries = triage.block_list(t0 + 24 * HOUR).unwrap();
+    let entries = triage.block_list(t0 + 24 * HOUR).unwrap().entries;
     assert!(entries.iter().any(|e| e.url == "http://far.example/a.jpg" && e.whole_host));
     assert!(entries.iter().any(|e| e.url == "http://home.example/a.jpg" && !e.whole_host));
 }
@@ -307,12 +308,12 @@ fn a_verdict_corrected_away_from_illegal_closes_the_cases_and_empties_the_block_
     let Disposition::New { item, .. } = outcome else { panic!() };
     triage.assess_item(item, illegal("A"), "analyst-1", None).unwrap();
     let [case] = &all_cases(&triage)[..] else { panic!("one case") };
-    assert_eq!(triage.block_list(case.confirmed_ms).unwrap().len(), 1);
+    assert_eq!(triage.block_list(case.confirmed_ms).unwrap().entries.len(), 1);
 
     triage.assess_item(item, VerdictKind::Legal, "analyst-2", Some("adult")).unwrap();
     let closed = triage.case(case.id).unwrap();
     assert_eq!((closed.state, closed.next_check_ms), (CaseState::Closed, None));
-    assert!(triage.block_list(u64::MAX).unwrap().is_empty());
+    assert!(triage.block_list(u64::MAX).unwrap().entries.is_empty());
     let last = triage.case_history(case.id).unwrap().pop().unwrap();
     assert_eq!(last.actor, "analyst-2");
     assert!(matches!(&last.what, CaseEventKind::Closed { reason } if reason.contains("legal")));
@@ -399,7 +400,7 @@ fn a_notice_names_the_case_and_its_hashes_and_nothing_else() {
 }
 
 fn listed(triage: &Triage, at: u64) -> Vec<String> {
-    triage.block_list(at).unwrap().into_iter().map(|entry| entry.url).collect()
+    triage.block_list(at).unwrap().entries.into_iter().map(|entry| entry.url).collect()
 }
 
 fn hashes_kind(name: &str) -> hashsieve_core::digest::DigestKind {
@@ -441,4 +442,134 @@ fn the_figures_are_the_medians_and_p90s_of_the_cases_times() {
     assert_eq!(figures.active_by_age["1h_to_24h"], 1);
     let expected_confirmation = cases.iter().map(|c| c.confirmed_ms - c.first_reported_ms).max();
     assert_eq!(figures.all.to_confirmation.p90_ms, expected_confirmation);
+}
+
+/// The block list as a scan of every case computes it: the reference the `blocking` index is
+/// held to.
+fn scanned_block_list(triage: &Triage, at: u64) -> (Vec<BlockEntry>, Option<u64>) {
+    let policy = options().takedown;
+    let mut entries = Vec::new();
+    let mut next_change = None::<u64>;
+    for case in all_cases(triage).into_iter().filter(|case| case.state.is_active()) {
+        let from = if case.abroad && policy.block_abroad_at_once {
+            case.confirmed_ms
+        } else {
+            case.confirmed_ms + policy.block_after_ms
+        };
+        if at < from {
+            next_change = Some(next_change.map_or(from, |next| next.min(from)));
+        } else {
+            entries.push(BlockEntry { url: case.url.to_string(), whole_host: case.whole_host });
+        }
+    }
+    entries.sort();
+    entries.dedup_by(|later, kept| {
+        let same = later.url == kept.url;
+        kept.whole_host |= same && later.whole_host;
+        same
+    });
+    (entries, next_change)
+}
+
+/// What the block list is made of, case by case: changes to it are what the version counts.
+fn candidates(triage: &Triage) -> Vec<(u64, String, u64, bool, bool)> {
+    all_cases(triage)
+        .into_iter()
+        .filter(|case| case.state.is_active())
+        .map(|case| (case.id.0, case.url.to_string(), case.confirmed_ms, case.abroad, case.whole_host))
+        .collect()
+}
+
+#[test]
+fn the_block_list_index_follows_every_case_change_as_a_scan_of_the_cases_and_survives_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open_with(dir.path());
+    // 24 URLs in three countries, each showing one of three pictures; every fourth URL shows a
+    // second picture too, so that it has two cases.
+    let contents: Vec<Signals> = PICTURES[..4].iter().map(|name| signals(&picture(name))).collect();
+    let mut report = 0;
+    for i in 0..24 {
+        let url = format!("http://h{}.example/{i}.jpg", i % 5);
+        let country = ["NL", "DE", "US"][i % 3];
+        let shown: &[usize] = if i % 4 == 0 { &[i % 3, 3] } else { &[i % 3] };
+        for &content in shown {
+            report += 1;
+            triage.submit(&at(&format!("r-{report}"), &url, country), &contents[content], &matcher).unwrap();
+        }
+    }
+    for group in triage.pending_groups(usize::MAX, None).unwrap().groups {
+        triage.assess_group(group.group, illegal("A"), "analyst-1", None).unwrap();
+    }
+    let cases = all_cases(&triage);
+    assert_eq!(cases.len(), 30);
+    let t0 = cases.iter().map(|case| case.confirmed_ms).min().unwrap();
+
+    // Seeded steps: a check online or gone, a whole-host mark, a close, a check asked for; after
+    // each, the list at a random time against the scan, and the version against the change.
+    let mut rng = hashsieve_testkit::Rng::new(21);
+    let mut version = triage.block_list_version().unwrap();
+    let (mut changes, mut unchanged) = (0, 0);
+    for step in 0..300 {
+        let before = candidates(&triage);
+        let case = triage.case(cases[rng.below(cases.len() as u64) as usize].id).unwrap();
+        let now = t0 + HOUR + step;
+        let acted = match rng.below(6) {
+            0 | 1 => {
+                let online = CheckFinding::Online { distance: 0, how: MatchedBy::ExactDigest };
+                triage.record_check(case.id, case.checks, online, now)
+            }
+            2 => {
+                let gone = CheckFinding::Gone { sign: RemovalSign::NotFound { status: 404 } };
+                triage.record_check(case.id, case.checks, gone, now)
+            }
+            3 => triage.set_whole_host(case.id, rng.below(2) == 0, "analyst-1"),
+            4 => triage.close_case(case.id, "analyst-1", "test"),
+            _ => triage.check_now(case.id, "analyst-1"),
+        };
+        // Asking to check a case no longer active is refused; nothing changes then.
+        if let Err(err) = acted {
+            assert!(matches!(err, TriageError::CaseNotActive { .. }), "step {step}: {err}");
+        }
+        let at = t0 + rng.below(48 * HOUR);
+        let list = triage.block_list(at).unwrap();
+        let (entries, next_change) = scanned_block_list(&triage, at);
+        assert_eq!((&list.entries, list.next_change_ms), (&entries, next_change), "step {step}, at {at}");
+        assert_eq!(list.version, triage.block_list_version().unwrap());
+        if candidates(&triage) == before {
+            assert_eq!(list.version, version, "step {step}: nothing the list is made of changed");
+            unchanged += 1;
+        } else {
+            assert_ne!(list.version, version, "step {step}: the list's cases changed");
+            changes += 1;
+        }
+        version = list.version;
+    }
+    assert!(
+        changes > 20 && unchanged > 20,
+        "both kinds of steps were made: {changes} changes, {unchanged} not"
+    );
+
+    // A store of format 1 had no index: opened, it gets one, made from its cases.
+    let at = t0 + 30 * HOUR;
+    let expected = scanned_block_list(&triage, at);
+    drop(triage);
+    {
+        let db = redb::Database::create(dir.path().join("triage.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<(&str, u64), (u64, bool, bool)>::new("blocking")).unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap().insert("format", 1).unwrap();
+        txn.commit().unwrap();
+    }
+    let triage = open_with(dir.path());
+    let list = triage.block_list(at).unwrap();
+    assert!(!expected.0.is_empty());
+    assert_eq!((list.entries, list.next_change_ms), expected);
+    drop(triage);
+    let triage = open_with(dir.path());
+    assert_eq!(
+        triage.block_list(at).unwrap().entries,
+        scanned_block_list(&triage, at).0,
+        "opened again as format 2"
+    );
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use hashsieve_triage::blocklist::{self, Format, rpz};
-use hashsieve_triage::takedown::{CaseFilter, CaseId, CaseState, Notice, TakedownOptions};
+use hashsieve_triage::takedown::{Case, CaseFilter, CaseId, CaseState, Notice, TakedownOptions};
 use hashsieve_triage::{Triage, TriageOptions};
 use serde::Serialize;
 
@@ -124,9 +124,9 @@ pub fn run(command: TakedownCommand) -> anyhow::Result<RunStatus> {
                 country: args.country.map(|country| country.to_ascii_uppercase()),
                 min_age_ms: args.min_age_hours.map(|hours| hours.saturating_mul(3_600_000)),
                 item: None,
+                abroad: None,
             };
-            let cases = triage.cases(&filter, now, usize::MAX, None)?.cases;
-            json_lines(&cases)?;
+            each_page(&triage, &filter, now, json_lines::<Case>)?;
         }
         TakedownCommand::Case(args) => {
             let triage = open(&args.store.store, TriageOptions::default())?;
@@ -145,7 +145,7 @@ pub fn run(command: TakedownCommand) -> anyhow::Result<RunStatus> {
                 ..TakedownOptions::default()
             };
             let triage = open(&args.store.store, TriageOptions { takedown, ..TriageOptions::default() })?;
-            let entries = triage.block_list(now)?;
+            let entries = triage.block_list(now)?.entries;
             // The zone's serial: seconds since the epoch, which grow with every export.
             let zone = rpz::Zone { origin: args.rpz_origin, serial: (now / 1000) as u32 };
             let mut summary = None;
@@ -168,14 +168,11 @@ pub fn run(command: TakedownCommand) -> anyhow::Result<RunStatus> {
         }
         TakedownCommand::Notices(args) => {
             let triage = open(&args.store.store, TriageOptions::default())?;
-            let filter = CaseFilter { states: vec![CaseState::Open], ..CaseFilter::default() };
-            let cases = triage.cases(&filter, now, usize::MAX, None)?.cases;
-            let notices: Vec<Notice> = cases
-                .iter()
-                .filter(|case| !case.abroad)
-                .map(|case| Notice::new(case, &args.hotline, &args.reference))
-                .collect();
-            json_lines(&notices)?;
+            each_page(&triage, &CaseFilter::notices_to_send(), now, |cases| {
+                let notices: Vec<Notice> =
+                    cases.iter().map(|case| Notice::new(case, &args.hotline, &args.reference)).collect();
+                json_lines(&notices)
+            })?;
         }
         TakedownCommand::Figures(args) => {
             let triage = open(&args.store, TriageOptions::default())?;
@@ -193,6 +190,26 @@ fn open(path: &Path, options: TriageOptions) -> anyhow::Result<Triage> {
     Triage::open(path, options).with_context(|| {
         format!("opening {} (a running daemon holds its store: use its /v1/takedown API)", path.display())
     })
+}
+
+/// Runs `write` on the cases `filter` admits, a page at a time, so that a store of millions
+/// of cases is written out in bounded memory.
+fn each_page(
+    triage: &Triage,
+    filter: &CaseFilter,
+    now: u64,
+    mut write: impl FnMut(&[Case]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    const PAGE: usize = 1000;
+    let mut after = None;
+    loop {
+        let page = triage.cases(filter, now, PAGE, after)?;
+        write(&page.cases)?;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 fn json_lines<T: Serialize>(records: &[T]) -> anyhow::Result<()> {

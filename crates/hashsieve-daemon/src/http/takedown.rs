@@ -18,9 +18,11 @@
 //!
 //! The block list answers with a strong `ETag` (of its entries) and `Last-Modified` (when
 //! this daemon first served that version), and `304 Not Modified` to a matching
-//! `If-None-Match`: an ISP polling every minute downloads it only when it changed.
+//! `If-None-Match`: an ISP polling every minute downloads it only when it changed. The list
+//! is read from the store's `blocking` index once per change ([`blocked_urls::current`]): a
+//! poll that finds it unchanged reads one key.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -38,9 +40,10 @@ use hashsieve_triage::{Triage, TriageError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Deadline, actor, authorize, json, parse_json, read_body};
+use super::extract::{Deadline, actor, authorize, blocking, json, parse_json, read_body};
 use super::problem::Problem;
 use super::review::{number, verdict_memory, with_store};
+use crate::blocked_urls;
 use crate::config::Role;
 use crate::state::AppState;
 
@@ -141,6 +144,7 @@ async fn cases(
         country: query.country.map(|country| country.to_ascii_uppercase()),
         min_age_ms: query.min_age_secs.map(|secs| secs.saturating_mul(1000)),
         item: query.item.map(ItemId),
+        abroad: None,
     };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let after = query.after.map(CaseId);
@@ -174,28 +178,40 @@ async fn case(
     Ok(json(&answer))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    after: Option<u64>,
+}
+
 #[derive(Serialize)]
 struct NoticesAnswer {
     notices: Vec<Notice>,
+    next: Option<CaseId>,
 }
 
-/// The notices of open cases, for a hotline that sends them by hand; each is recorded sent
-/// with `POST …/notice`.
-async fn notices(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, Problem> {
+/// The notices of open cases at home, a page at a time, for a hotline that sends them by hand;
+/// each is recorded sent with `POST …/notice`.
+async fn notices(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     authorize(&state, &headers, Role::Review)?;
+    let Query(query) = query.map_err(bad_query)?;
+    let (limit, after) = (query.limit.unwrap_or(100).clamp(1, MAX_PAGE), query.after.map(CaseId));
     let (hotline, reference) = (state.takedown.hotline.clone(), state.takedown.reference.clone());
     let now = hashsieve_core::clock::now_ms();
-    let notices = with_store(verdict_memory(&state)?, move |store, _| {
-        let filter = CaseFilter { states: vec![CaseState::Open], ..CaseFilter::default() };
-        let cases = store.cases(&filter, now, usize::MAX, None)?.cases;
-        Ok(cases
-            .iter()
-            .filter(|case| !case.abroad)
-            .map(|case| Notice::new(case, &hotline, &reference))
-            .collect())
+    let answer = with_store(verdict_memory(&state)?, move |store, _| {
+        let page = store.cases(&CaseFilter::notices_to_send(), now, limit, after)?;
+        let notices = page.cases.iter().map(|case| Notice::new(case, &hotline, &reference)).collect();
+        Ok(NoticesAnswer { notices, next: page.next })
     })
     .await?;
-    Ok(json(&NoticesAnswer { notices }))
+    Ok(json(&answer))
 }
 
 #[derive(Serialize)]
@@ -377,21 +393,12 @@ async fn block_list(
         .parse()
         .map_err(|detail| Problem::new(StatusCode::BAD_REQUEST, "bad-query", detail))?;
     let now = hashsieve_core::clock::now_ms();
-    let entries = with_store(verdict_memory(&state)?, move |store, _| store.block_list(now)).await?;
-    let version = blocklist::etag(&entries);
-    let since = {
-        let mut held = state.block_list_version.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*held {
-            Some((known, since)) if *known == version => *since,
-            _ => {
-                *held = Some((version.clone(), now));
-                now
-            }
-        }
-    };
+    let (shared, memory) = (Arc::clone(&state), verdict_memory(&state)?);
+    let current = blocking(move || blocked_urls::current(&shared, &memory, now)).await??;
+    let since = current.since_ms;
     // One validator per format: the same entries are other bytes in each. The zone's serial
     // is the list's time, in seconds, so it grows with every change as secondaries expect.
-    let etag = format!("\"{}-{}\"", version.trim_matches('"'), format.name());
+    let etag = format!("\"{}-{}\"", current.etag.trim_matches('"'), format.name());
     let last_modified =
         httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(since));
     let unchanged = headers
@@ -403,7 +410,7 @@ async fn block_list(
     } else {
         let zone = rpz::Zone { origin: state.takedown.rpz_origin.clone(), serial: (since / 1000) as u32 };
         let mut body = Vec::new();
-        blocklist::write(format, &entries, &zone, &mut body)
+        blocklist::write(format, &current.list.entries, &zone, &mut body)
             .map_err(|err| Problem::internal("the block list", &err))?;
         ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
     };

@@ -77,6 +77,20 @@ pub struct BlockEntry {
     pub whole_host: bool,
 }
 
+/// The block list at one time, with what says whether a copy of it is still current: a copy
+/// made at `version` stays current while the store's
+/// [`block_list_version`](crate::Triage::block_list_version) is the same and `next_change_ms`
+/// has not come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockList {
+    /// The entries, sorted by URL, one per URL.
+    pub entries: Vec<BlockEntry>,
+    /// The store's block list version when the list was read.
+    pub version: u64,
+    /// When the list changes next with no case changing — a grace period ends — if ever.
+    pub next_change_ms: Option<u64>,
+}
+
 /// Why a writer left an entry out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -423,6 +423,8 @@ pub struct CaseFilter {
     pub min_age_ms: Option<u64>,
     /// Only this item's cases.
     pub item: Option<ItemId>,
+    /// Only cases hosted abroad (`Some(true)`) or at home (`Some(false)`).
+    pub abroad: Option<bool>,
 }
 
 impl CaseFilter {
@@ -431,6 +433,12 @@ impl CaseFilter {
             && self.country.as_deref().is_none_or(|country| case_country(case) == Some(country))
             && self.min_age_ms.is_none_or(|age| now_ms.saturating_sub(case.confirmed_ms) >= age)
             && self.item.is_none_or(|item| case.item == Some(item))
+            && self.abroad.is_none_or(|abroad| case.abroad == abroad)
+    }
+
+    /// The cases whose notices are still to be sent: open, at home.
+    pub fn notices_to_send() -> CaseFilter {
+        CaseFilter { states: vec![CaseState::Open], abroad: Some(false), ..CaseFilter::default() }
     }
 }
 

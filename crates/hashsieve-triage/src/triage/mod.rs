@@ -52,8 +52,10 @@ enum OwnerStatus {
     ListedCopy,
 }
 
-/// The version of the store's tables and records; a file of another version is refused.
-pub const FORMAT_VERSION: u64 = 1;
+/// The version of the store's tables and records; a file of another version is refused, but
+/// for version 1, which is brought up to date when opened (version 2 added the `blocking`
+/// table, filled from the cases).
+pub const FORMAT_VERSION: u64 = 2;
 
 /// How reports are matched against what the store holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,10 +144,13 @@ impl Triage {
         };
         let found = triage.write("open", |tables| {
             let found = tables.meta.get(store::FORMAT_KEY)?.map(|guard| guard.value());
-            if found.is_none() {
-                tables.meta.insert(store::FORMAT_KEY, FORMAT_VERSION)?;
+            match found {
+                None => {}
+                Some(1) => tables.index_block_list()?,
+                Some(_) => return Ok(found),
             }
-            Ok(found)
+            tables.meta.insert(store::FORMAT_KEY, FORMAT_VERSION)?;
+            Ok(Some(FORMAT_VERSION))
         })?;
         if let Some(found) = found.filter(|&found| found != FORMAT_VERSION) {
             return Err(TriageError::Format { path: triage.path, found, expected: FORMAT_VERSION });

@@ -4,10 +4,10 @@
 
 use hashsieve_core::digest::Digests;
 use hashsieve_core::signals::Signals;
-use redb::ReadableTable;
+use redb::{ReadTransaction, ReadableTable};
 
 use super::Triage;
-use crate::blocklist::BlockEntry;
+use crate::blocklist::{BlockEntry, BlockList};
 use crate::error::{Failure, TriageError};
 use crate::listed;
 use crate::location::Location;
@@ -604,26 +604,40 @@ impl Triage {
     /// The URL block list at `now_ms`: the URLs of active cases — content confirmed and not
     /// seen gone — past the grace period after confirmation, or at once when hosted abroad and
     /// the policy says so. Sorted by URL; a URL of several cases is one entry, a whole-host
-    /// entry if any of them is marked so.
-    pub fn block_list(&self, now_ms: u64) -> Result<Vec<BlockEntry>, TriageError> {
+    /// entry if any of them is marked so. Read from the `blocking` table, which holds the
+    /// active cases only, in URL order.
+    pub fn block_list(&self, now_ms: u64) -> Result<BlockList, TriageError> {
         let options = &self.options.takedown;
-        let mut entries: Vec<BlockEntry> = self
-            .all_cases()?
-            .into_iter()
-            .filter(|case| {
-                case.state.is_active()
-                    && ((case.abroad && options.block_abroad_at_once)
-                        || now_ms >= case.confirmed_ms.saturating_add(options.block_after_ms))
-            })
-            .map(|case| BlockEntry { url: case.url.to_string(), whole_host: case.whole_host })
-            .collect();
-        entries.sort();
-        entries.dedup_by(|later, kept| {
-            let same = later.url == kept.url;
-            kept.whole_host |= same && later.whole_host;
-            same
-        });
-        Ok(entries)
+        self.read("block list", |txn| {
+            let version = block_list_version(txn)?;
+            let blocking = txn.open_table(store::BLOCKING)?;
+            let mut entries: Vec<BlockEntry> = Vec::new();
+            let mut next_change_ms: Option<u64> = None;
+            for row in blocking.iter()? {
+                let (key, value) = row?;
+                let ((url, _case), (confirmed_ms, abroad, whole_host)) = (key.value(), value.value());
+                let listed_from = if abroad && options.block_abroad_at_once {
+                    confirmed_ms
+                } else {
+                    confirmed_ms.saturating_add(options.block_after_ms)
+                };
+                if now_ms < listed_from {
+                    next_change_ms = Some(next_change_ms.map_or(listed_from, |next| next.min(listed_from)));
+                    continue;
+                }
+                match entries.last_mut() {
+                    Some(last) if last.url == url => last.whole_host |= whole_host,
+                    _ => entries.push(BlockEntry { url: url.to_string(), whole_host }),
+                }
+            }
+            Ok(BlockList { entries, version, next_change_ms })
+        })
+    }
+
+    /// The store's block list version: it changes with every change to the cases the block
+    /// list is made of. Cheap — one key — so a copy of the list can be checked often.
+    pub fn block_list_version(&self) -> Result<u64, TriageError> {
+        self.read("block list version", block_list_version)
     }
 
     /// The referrals of every referred case, in case order.
@@ -648,4 +662,9 @@ impl Triage {
     pub fn takedown_figures(&self, now_ms: u64) -> Result<Figures, TriageError> {
         Ok(Figures::of(&self.all_cases()?, now_ms))
     }
+}
+
+fn block_list_version(txn: &ReadTransaction) -> Result<u64, Failure> {
+    let meta = txn.open_table(store::META)?;
+    Ok(meta.get(store::BLOCK_LIST_VERSION)?.map_or(0, |guard| guard.value()))
 }
