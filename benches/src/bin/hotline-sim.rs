@@ -56,8 +56,6 @@
 mod edits;
 #[path = "hotline-sim/figures.rs"]
 mod figures;
-#[path = "hotline-sim/http.rs"]
-mod http;
 #[path = "hotline-sim/pictures.rs"]
 mod pictures;
 #[path = "hotline-sim/queue.rs"]

@@ -51,8 +51,6 @@
 mod daemon;
 #[path = "takedown-sim/hosting.rs"]
 mod hosting;
-#[path = "takedown-sim/http.rs"]
-mod http;
 #[path = "takedown-sim/kills.rs"]
 mod kills;
 #[path = "takedown-sim/load.rs"]

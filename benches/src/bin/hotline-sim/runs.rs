@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-use crate::http::request;
 use crate::queue::{Decided, HASHED, Queue, REPORTS};
 use crate::scenario::{Report, Scenario, Truth};
 use crate::services::{Pipeline, Setup, Shape, cpu_seconds};
+use hashsieve_benches::http::request_json;
 
 /// Waiting longer than this for the next result means something is stuck.
 const STALL: Duration = Duration::from_secs(60);
@@ -171,7 +171,7 @@ impl<'a> Analyst<'a> {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<serde_json::Value> {
-        let (status, json) = request(self.pipeline.review, method, path, self.token, body)?;
+        let (status, json) = request_json(self.pipeline.review, method, path, self.token, body)?;
         ensure!(status == 200, "{method} {path}: {status} {json}");
         Ok(json)
     }

@@ -8,12 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, bail};
+use hashsieve_benches::http;
 use hashsieve_core::digest::{DigestKind, DigestSet, digest_bytes};
 use hashsieve_core::index::dir::IndexDir;
 use hashsieve_core::index::{IndexBuilder, ListOptions};
 use serde_json::{Value, json};
-
-use crate::http;
 
 /// The `[takedown]` settings a run varies.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
-//! A minimal HTTP/1.1 client: one request per connection, an optional JSON body in, the status
-//! and the raw body out (the API's JSON, the metrics' text). No HTTP stack to depend on, and
-//! every call's latency is one connection's.
+//! A minimal HTTP/1.1 client for the simulations: one request per connection, an optional
+//! JSON body in, the status and the raw body out (the API's JSON, the metrics' text), or the
+//! body as JSON. No HTTP stack to depend on, and every call's latency is one connection's.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -35,4 +35,22 @@ pub fn request(
     let status = head.split_whitespace().nth(1).and_then(|status| status.parse().ok());
     let status = status.with_context(|| format!("{method} {path}: a status line {head:?}"))?;
     Ok((status, raw[split + 4..].to_vec()))
+}
+
+/// [`request`], with the body read as JSON (null if empty).
+pub fn request_json(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let (status, body) = request(address, method, path, token, body)?;
+    let json = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .with_context(|| format!("{method} {path}: {status} {}", String::from_utf8_lossy(&body)))?
+    };
+    Ok((status, json))
 }

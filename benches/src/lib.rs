@@ -1,0 +1,3 @@
+//! What the comparison programs in `src/bin` share.
+
+pub mod http;
