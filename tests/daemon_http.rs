@@ -935,13 +935,28 @@ fn the_openapi_document_describes_what_is_served() {
             br#"{"partner": "Hotline DE"}"#,
         ),
     ];
-    let cases: Vec<Case> = cases.into_iter().chain(hotline_cases).chain(takedown_cases).collect();
+    // Last, as it closes the cases the verdict on group 1 opened.
+    let reopen = |group: &str, body: &[u8]| -> Case {
+        let path = format!("/v1/review/groups/{group}/reopen");
+        ("POST", "/v1/review/groups/{group}/reopen", path, review, vec![], body.to_vec())
+    };
+    let reopen_cases: Vec<Case> = vec![
+        reopen("1", br#"{"note": ""}"#),
+        reopen("1", b"[1]"),
+        reopen("99", br#"{"note": "undo"}"#),
+        reopen("1", br#"{"note": "undo", "analyst": "qa"}"#),
+        reopen("1", br#"{"note": "undo"}"#),
+    ];
+    let cases: Vec<Case> =
+        cases.into_iter().chain(hotline_cases).chain(takedown_cases).chain(reopen_cases).collect();
     let mut exercised = std::collections::BTreeSet::new();
     for (method, template, path, token, headers, body) in &cases {
         let response = request_with(address, method, path, *token, headers, body);
         check_response(&document, method, template, &response);
         exercised.insert((method.to_ascii_lowercase(), template.to_string(), response.status));
     }
+    let reopened = ("post".to_string(), "/v1/review/groups/{group}/reopen".to_string(), 200);
+    assert!(exercised.contains(&reopened), "a reopening's answer was checked: {exercised:?}");
     // Every documented operation was exercised, and answers only the methods documented.
     for (template, operations) in document["paths"].as_object().unwrap() {
         let path = template

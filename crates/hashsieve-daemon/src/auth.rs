@@ -72,9 +72,13 @@ impl Tokens {
     pub fn authorize(&self, authorization: Option<&str>, role: Role) -> Result<&str, Denied> {
         let presented = authorization
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
             .ok_or(Denied::Missing)?;
+        self.authenticate(presented, role)
+    }
+
+    /// As [`Tokens::authorize`], for a token presented on its own (the review page's sign-in).
+    pub fn authenticate(&self, presented: &str, role: Role) -> Result<&str, Denied> {
+        let presented = Some(presented.trim()).filter(|token| !token.is_empty()).ok_or(Denied::Missing)?;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
         for token in &self.tokens {

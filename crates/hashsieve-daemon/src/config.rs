@@ -385,6 +385,48 @@ impl Default for TriageConfig {
     }
 }
 
+/// The analysts' review page (see [`crate::http::page`]), on the daemon that holds the
+/// verdict memory: off unless enabled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewUiConfig {
+    /// Serve the page.
+    pub enabled: bool,
+    /// A session ends this long after sign-in, however busy.
+    pub session_secs: u64,
+    /// A session ends after this long without a request.
+    pub idle_secs: u64,
+    /// How long after a verdict the page offers to undo it.
+    pub undo_secs: u64,
+    /// The hotline's categories for illegal content, offered in this order (keys 1 to 9).
+    pub categories: Vec<String>,
+    /// The most content bytes held in memory for the page (least recently used go first).
+    pub content_cache_bytes: u64,
+    /// How long reported content is held in memory for the page.
+    pub content_ttl_secs: u64,
+    /// Whether the content of a URL report no longer held is fetched again when an analyst
+    /// asks for it (it is shown only if it still has the item's digest or PDQ hash).
+    pub refetch: bool,
+    /// The longest side of a preview, in pixels, before the analyst asks for full size.
+    pub preview_pixels: u32,
+}
+
+impl Default for ReviewUiConfig {
+    fn default() -> Self {
+        ReviewUiConfig {
+            enabled: false,
+            session_secs: 8 * 3600,
+            idle_secs: 30 * 60,
+            undo_secs: 30,
+            categories: ["A", "B", "C"].map(String::from).to_vec(),
+            content_cache_bytes: 256 << 20,
+            content_ttl_secs: 24 * 3600,
+            refetch: true,
+            preview_pixels: 256,
+        }
+    }
+}
+
 /// The takedown loop, on the daemon that holds the verdict memory (see [`crate::takedown`]):
 /// where confirmed content is hosted, its re-checks until removal, referrals and the block
 /// list.
@@ -603,6 +645,9 @@ pub struct Config {
     /// The takedown loop after the verdict.
     #[serde(default)]
     pub takedown: TakedownConfig,
+    /// The analysts' review page.
+    #[serde(default)]
+    pub review_ui: ReviewUiConfig,
     /// Fetching reported URLs, for ingest and `POST /v1/reports`.
     #[serde(default)]
     pub fetch: hashsieve_fetch::FetchPolicy,
@@ -634,6 +679,7 @@ impl Config {
             ingest: IngestConfig::default(),
             triage: TriageConfig::default(),
             takedown: TakedownConfig::default(),
+            review_ui: ReviewUiConfig::default(),
             fetch: hashsieve_fetch::FetchPolicy::default(),
             limits: Limits::default(),
             tokens: Vec::new(),
@@ -748,6 +794,30 @@ impl Config {
             }
             if list.is_empty() {
                 return invalid("triage.export_list cannot be empty".into());
+            }
+        }
+        let review_ui = &self.review_ui;
+        if review_ui.enabled {
+            if triage.store.is_none() {
+                return invalid("review_ui needs a triage.store: the page shows its queue".into());
+            }
+            if [review_ui.session_secs, review_ui.idle_secs, review_ui.content_ttl_secs].contains(&0)
+                || !(32..=4096).contains(&review_ui.preview_pixels)
+            {
+                return invalid(
+                    "review_ui.session_secs, idle_secs and content_ttl_secs must be at least 1; \
+                     preview_pixels from 32 to 4096"
+                        .into(),
+                );
+            }
+            let category = |name: &String| !name.trim().is_empty() && name.len() <= 64;
+            if review_ui.categories.is_empty()
+                || review_ui.categories.len() > 9
+                || !review_ui.categories.iter().all(category)
+            {
+                return invalid(
+                    "review_ui.categories must name 1 to 9 categories of 1 to 64 characters".into(),
+                );
             }
         }
         let mut ids = std::collections::HashSet::new();

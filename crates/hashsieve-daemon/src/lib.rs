@@ -11,9 +11,11 @@
 //!   connection discipline: the connection bound, write deadlines, graceful drain), [`auth`]
 //!   (bearer tokens with roles), [`verdict`] (what every protocol says about a verdict, and
 //!   the audit trail), [`metrics`], [`reload`] (following the index as other processes
-//!   change it), [`blocked_urls`] (the URL block list ICAP applies), [`verdict_memory`] (a hotline's verdict memory) and [`takedown`] (its
-//!   re-checks of confirmed content until removal);
-//! - the protocols: [`http`] (routes, handlers, problem details; the hotline's review API),
+//!   change it), [`blocked_urls`] (the URL block list ICAP applies), [`verdict_memory`] (a
+//!   hotline's verdict memory), [`content_cache`] (reported content held in memory, only, for
+//!   the review page) and [`takedown`] (its re-checks of confirmed content until removal);
+//! - the protocols: [`http`] (routes, handlers, problem details; the hotline's review API and
+//!   the analysts' review page),
 //!   [`clamd`] (clamd's protocol on a Unix socket or TCP, for antivirus plumbing), [`icap`]
 //!   (ICAP, for web proxies checking content in line) and [`ingest`] (hotline reports from
 //!   Redis Streams).
@@ -43,6 +45,7 @@ pub mod background;
 pub mod blocked_urls;
 pub mod clamd;
 pub mod config;
+pub mod content_cache;
 pub mod http;
 pub mod icap;
 pub mod ingest;

@@ -36,6 +36,12 @@ struct EndpointLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevealLabels {
+    analyst: Escaped,
+    step: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MatchLabels {
     protocol: &'static str,
     list: Escaped,
@@ -135,6 +141,7 @@ pub struct Metrics {
     takedown_cases: Family<StateLabels, Gauge>,
     takedown_active_by_age: Family<AgeLabels, Gauge>,
     takedown_times: Family<TakedownTimeLabels, Gauge<f64, AtomicU64>>,
+    review_reveals: Family<RevealLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -225,8 +232,15 @@ impl Metrics {
             "Time from first report to confirmation, notice and removal: median and p90, of all cases, per hosting country and per network",
             takedown_times.clone(),
         );
+        let review_reveals = Family::default();
+        registry.register(
+            "hashsieve_review_reveals",
+            "Content revealed on the review page beyond its first blurred step, by analyst and step",
+            review_reveals.clone(),
+        );
         Metrics {
             registry,
+            review_reveals,
             takedown_checks,
             takedown_notices,
             takedown_cases,
@@ -245,6 +259,13 @@ impl Metrics {
             reloads,
             resident,
         }
+    }
+
+    /// Counts a reveal step of content on the review page.
+    pub fn review_reveal(&self, analyst: &str, step: &'static str) {
+        self.review_reveals
+            .get_or_create(&RevealLabels { analyst: Escaped(analyst.to_string()), step })
+            .inc();
     }
 
     /// Counts an answered request and its latency.

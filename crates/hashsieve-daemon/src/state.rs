@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 
 use crate::auth::Tokens;
 use crate::blocked_urls::{BlockedUrls, CurrentList};
-use crate::config::{Config, Limits, TakedownConfig};
+use crate::config::{Config, Limits, ReviewUiConfig, TakedownConfig};
+use crate::content_cache::ContentCache;
 use crate::metrics::Metrics;
 use crate::slots::HashingSlots;
 use crate::verdict_memory::VerdictMemory;
@@ -46,6 +47,12 @@ pub struct AppState {
     ///
     /// [`blocked_urls::current`]: crate::blocked_urls::current
     pub block_list: std::sync::Mutex<Option<Arc<CurrentList>>>,
+    /// The review page's settings.
+    pub review_ui: ReviewUiConfig,
+    /// Whether the HTTP listener is TLS (the review page's cookie is then `Secure`).
+    pub https: bool,
+    /// Reported content held in memory for the review page, when it is enabled.
+    pub held_content: Option<ContentCache>,
 }
 
 impl AppState {
@@ -65,6 +72,12 @@ impl AppState {
             block_list: std::sync::Mutex::new(None),
             blocked_urls: ArcSwap::from_pointee(BlockedUrls::default()),
             block_list_changed: Notify::new(),
+            review_ui: config.review_ui.clone(),
+            https: config.http.tls.is_some(),
+            held_content: config.review_ui.enabled.then(|| {
+                let ttl = std::time::Duration::from_secs(config.review_ui.content_ttl_secs);
+                ContentCache::new(config.review_ui.content_cache_bytes, ttl)
+            }),
         }
     }
 

@@ -102,6 +102,14 @@ pub enum TriageError {
     /// The group was assessed, or emptied, and takes no more review actions.
     #[error("{0} is not pending review")]
     GroupNotPending(GroupId),
+    /// A group's verdict cannot be taken back.
+    #[error("the verdict of {group} cannot be taken back: {why}")]
+    CannotReopen {
+        /// The group.
+        group: GroupId,
+        /// Why not.
+        why: String,
+    },
     /// A split names an item that is not in the group.
     #[error("{item} is not in {group}")]
     NotInGroup {

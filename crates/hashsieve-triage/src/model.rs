@@ -220,7 +220,8 @@ pub struct Item {
     /// Pending or assessed.
     #[serde(flatten)]
     pub state: ItemState,
-    /// Every verdict it has had, oldest first; the last one stands.
+    /// Every verdict it has had, oldest first; the last one stands while it is assessed (an item
+    /// whose group was reopened keeps the verdict taken back here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<Assessment>,
 }
@@ -431,6 +432,16 @@ pub enum EventKind {
     Inherited {
         /// The verdict, whose basis names the item.
         verdict: Assessment,
+    },
+    /// Its group's verdict was taken back, and it awaits review again in that group (the
+    /// verdict stays in [`Item::verdicts`], no longer standing).
+    Reopened {
+        /// The group.
+        group: GroupId,
+        /// Who took it back.
+        analyst: String,
+        /// Why.
+        note: String,
     },
     /// It was written to, or withdrawn from, a hash list.
     Exported {

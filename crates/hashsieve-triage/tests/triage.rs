@@ -682,6 +682,7 @@ fn a_reopened_store_has_everything() {
             EventKind::Grouped { .. } => "grouped",
             EventKind::Assessed { .. } => "assessed",
             EventKind::Inherited { .. } => "inherited",
+            EventKind::Reopened { .. } => "reopened",
             EventKind::Exported { .. } => "exported",
             EventKind::Known { .. } => "known",
         })
@@ -730,4 +731,68 @@ fn a_batch_decides_as_one_by_one() {
     drop(batch);
     let reopened = open(&batched);
     assert_eq!(reopened.counts().unwrap(), single.counts().unwrap());
+}
+
+/// An analyst's undo: the group's verdict is taken back, its members await review again in
+/// the same group, the export withdraws their entries, and the history keeps both. A verdict
+/// that was corrected since, or that another item inherited, is not undone.
+#[test]
+fn a_group_verdict_taken_back_returns_the_group_to_review_and_withdraws_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(ROBUST);
+    let original = signals(&bytes);
+    let (item, group) = new_item(&submit(&mut triage, &matcher, "r-1", &original).unwrap());
+    let (copy, same) =
+        new_item(&submit(&mut triage, &matcher, "r-2", &signals(&edits(&bytes)[0].1)).unwrap());
+    assert_eq!(same, group);
+    assert!(matches!(triage.reopen_group(group, "a", "undo"), Err(TriageError::CannotReopen { .. })));
+
+    triage.assess_group(group, illegal("A"), "a", None).unwrap();
+    triage.export_to(&matcher, LIST, None).unwrap();
+    assert_eq!(matcher.check_signals(&original).outcome, MatchOutcome::Known);
+
+    assert_eq!(triage.reopen_group(group, "a", "undo").unwrap(), [item, copy]);
+    assert_eq!(triage.group(group).unwrap().state, GroupState::Pending);
+    let page = triage.pending_groups(10, None).unwrap();
+    assert_eq!(page.groups.iter().map(|g| (g.group, g.members)).collect::<Vec<_>>(), [(group, 2)]);
+    for member in [item, copy] {
+        let record = triage.item(member).unwrap();
+        assert_eq!(record.state, ItemState::Pending { group });
+        assert_eq!(record.verdict(), None);
+        assert_eq!(record.verdicts.len(), 1, "the verdict taken back stays in the record");
+        let history = triage.history(HistoryOf::Item(member)).unwrap();
+        assert!(history.iter().any(|e| matches!(&e.what,
+            EventKind::Reopened { group: g, analyst, note } if *g == group && analyst == "a" && note == "undo")));
+    }
+    let export = triage.export_to(&matcher, LIST, None).unwrap();
+    assert!(export.items().iter().all(|e| e.category.is_none()) && export.items().len() == 2);
+    assert_eq!(matcher.check_signals(&original).outcome, MatchOutcome::Unknown);
+    // A copy reported now joins the reopened group rather than inheriting the verdict.
+    let third = signals(&edits(&bytes)[1].1);
+    assert!(
+        matches!(submit(&mut triage, &matcher, "r-3", &third).unwrap(), Disposition::New { group: g, .. } if g == group)
+    );
+
+    // Judged again: the new verdict stands on top of the one taken back.
+    triage.assess_group(group, VerdictKind::Legal, "b", None).unwrap();
+    assert_eq!(triage.item(item).unwrap().verdicts.len(), 2);
+    assert_eq!(triage.item(item).unwrap().verdict().unwrap().kind, VerdictKind::Legal);
+
+    // Corrected since: refused, and nothing changed.
+    triage.assess_item(copy, illegal("B"), "qa", None).unwrap();
+    let refused = triage.reopen_group(group, "b", "undo");
+    assert!(matches!(refused, Err(TriageError::CannotReopen { .. })), "{refused:?}");
+    assert_eq!(triage.item(item).unwrap().state, ItemState::Assessed);
+
+    // Inherited since: refused.
+    let other = picture(PICTURES[1]);
+    let (_, other_group) = new_item(&submit(&mut triage, &matcher, "r-4", &signals(&other)).unwrap());
+    triage.assess_group(other_group, illegal("A"), "a", None).unwrap();
+    let inheritor = submit(&mut triage, &matcher, "r-5", &signals(&edits(&other)[0].1)).unwrap();
+    assert!(matches!(inheritor, Disposition::PreviouslyAssessed { .. }), "{inheritor:?}");
+    let refused = triage.reopen_group(other_group, "a", "undo");
+    assert!(matches!(refused, Err(TriageError::CannotReopen { .. })), "{refused:?}");
+    assert_eq!(triage.group(other_group).unwrap().state, GroupState::Assessed);
 }

@@ -33,6 +33,7 @@
 pub mod extract;
 pub mod lists;
 pub mod matching;
+pub mod page;
 pub mod problem;
 pub mod review;
 pub mod serve;
@@ -96,8 +97,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/lists/compact", post(lists::compact))
         .merge(review::writes())
         .merge(takedown::writes());
+    let page = page::router(&state, state.https).unwrap_or_default();
     reads
         .merge(writes)
+        .merge(page)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), admit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
         .with_state(state)
@@ -141,7 +144,8 @@ async fn record(State(state): State<Arc<AppState>>, request: Request, next: Next
     let path = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
     let endpoint = path
         .and_then(|path| {
-            ROUTES.iter().chain(review::ROUTES).chain(takedown::ROUTES).copied().find(|route| *route == path)
+            let routes = ROUTES.iter().chain(review::ROUTES).chain(takedown::ROUTES).chain(page::ROUTES);
+            routes.copied().find(|route| *route == path)
         })
         .unwrap_or("other");
     let started = Instant::now();

@@ -24,6 +24,11 @@ impl Problem {
         Problem { status, slug, detail: detail.into(), retry_after: None }
     }
 
+    /// What it tells the client.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// 503 with `Retry-After: 1`.
     pub fn busy(detail: &str) -> Problem {
         Problem { retry_after: Some(1), ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", detail) }

@@ -11,15 +11,19 @@
 //! | `GET /v1/review/groups/{group}` | review | a group and its members |
 //! | `POST /v1/review/groups/{group}/verdict` | review | `{"kind", "category", "note", "analyst"}` for every member |
 //! | `POST /v1/review/groups/{group}/split` | review | `{"items": [...]}` move to a group of their own |
+//! | `POST /v1/review/groups/{group}/reopen` | review | `{"note", "analyst"}` take the group's verdict back (an undo) |
 //! | `GET /v1/items/{item}` | review | an item, its reports and its history |
 //! | `POST /v1/items/{item}/verdict` | review | a verdict on one item (out of its group), or a correction |
 //!
 //! A report is decided as the ingest stages decide it: known (a hash list has it), previously
 //! assessed (it inherits an analyst's verdict) or new (a review group). Only reports' hashes
-//! and metadata are kept; the content is hashed in memory and dropped. Analysts view content
-//! in their own tools: what this API gives them is which item to open (a group's
-//! representative, with the URLs it was reported at) and where to write down what they saw.
-//! Every verdict is exported to the hotline's list at once when `triage.export_list` is set.
+//! and metadata are kept; the content is hashed in memory and, with the review page enabled,
+//! held in memory for it (see [`crate::content_cache`]). Analysts view content on the review
+//! page ([`super::page`]) or in their own tools: what this API gives them is which item to open
+//! (a group's representative, with the URLs it was reported at) and where to write down what
+//! they saw. The page records verdicts, splits and undos through the same functions as this
+//! API. Every verdict is exported to the hotline's list at once when `triage.export_list` is
+//! set.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +60,7 @@ pub(crate) const ROUTES: &[&str] = &[
     "/v1/review/groups/{group}",
     "/v1/review/groups/{group}/verdict",
     "/v1/review/groups/{group}/split",
+    "/v1/review/groups/{group}/reopen",
     "/v1/items/{item}",
     "/v1/items/{item}/verdict",
 ];
@@ -77,6 +82,7 @@ pub(super) fn writes() -> Router<Arc<AppState>> {
         .route("/v1/reports/content", post(submit_content))
         .route("/v1/review/groups/{group}/verdict", post(assess_group))
         .route("/v1/review/groups/{group}/split", post(split_group))
+        .route("/v1/review/groups/{group}/reopen", post(reopen))
         .route("/v1/items/{item}/verdict", post(assess_item))
 }
 
@@ -112,6 +118,7 @@ impl From<TriageError> for Problem {
                 Problem::new(StatusCode::CONFLICT, "case-not-active", detail)
             }
             TriageError::GroupNotPending(_) => Problem::new(StatusCode::CONFLICT, "not-pending", detail),
+            TriageError::CannotReopen { .. } => Problem::new(StatusCode::CONFLICT, "cannot-reopen", detail),
             TriageError::ReportIdReused { .. } => {
                 Problem::new(StatusCode::CONFLICT, "report-id-reused", detail)
             }
@@ -265,12 +272,18 @@ async fn decide(
     let options = report_options(&matcher);
     let slot = state.slots.try_take(Signals::decode_memory(&content, &options))?;
     let report_id = report.id.clone();
+    let content: Arc<[u8]> = content.into();
+    let hashed = Arc::clone(&content);
     let (outcome, signals) = slot
         .run(None, move || {
-            let signals = Signals::from_bytes(&content, &options);
+            let signals = Signals::from_bytes(&hashed, &options);
             (memory.submit(&matcher, &report, &signals), signals)
         })
         .await?;
+    // Content that awaits a person is held for the review page, in memory only.
+    if let (Some(cache), Ok(Disposition::New { item, .. })) = (&state.held_content, &outcome) {
+        cache.put(*item, content);
+    }
     state.rechecks.notify_one();
     state.notices.notify_one();
     state.block_list_changed.notify_one();
@@ -495,13 +508,12 @@ struct GroupVerdictAnswer {
 
 /// What a verdict is given to.
 #[derive(Debug, Clone, Copy)]
-enum Judged {
+pub(super) enum Judged {
     Group(GroupId),
     Item(ItemId),
 }
 
-/// Reads and checks a verdict, records it on `target`, and exports what it owes the export
-/// list: the items judged, and the export.
+/// Reads and checks a verdict posted to the JSON API, and records it on `target`.
 async fn judge(
     state: &AppState,
     peer: SocketAddr,
@@ -513,6 +525,21 @@ async fn judge(
     let token = authorize(state, headers, Role::Review)?;
     let request: VerdictRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     let (verdict, analyst, note) = request.checked(token)?;
+    let (items, exported) = record_verdict(state, peer, target, verdict, analyst, note).await?;
+    Ok((items, exported.into()))
+}
+
+/// Records a checked verdict on `target` and exports what it owes the export list: the items
+/// judged, and the export. The one way a verdict is given, by the JSON API and the review page
+/// alike.
+pub(super) async fn record_verdict(
+    state: &AppState,
+    peer: SocketAddr,
+    target: Judged,
+    verdict: VerdictKind,
+    analyst: String,
+    note: Option<String>,
+) -> Result<(Vec<ItemId>, Exported), Problem> {
     let matcher = state.matcher.load_full();
     let audited = (format!("{verdict:?}"), analyst.clone());
     let (items, exported) = with_store_mut(verdict_memory(state)?, move |store, memory| {
@@ -532,7 +559,44 @@ async fn judge(
     state.notices.notify_one();
     tracing::info!(target: "audit", client = %peer, analyst = audited.1, judged = ?target, items = items.len(),
         verdict = audited.0, exported = exported.items.len(), "verdict");
-    Ok((items, exported.into()))
+    Ok((items, exported))
+}
+
+/// Takes back a group's verdict (see [`Triage::reopen_group`]) and withdraws its export: the
+/// members, and the export. The JSON API's reopen and the page's undo.
+pub(super) async fn reopen_group(
+    state: &AppState,
+    peer: SocketAddr,
+    group: GroupId,
+    analyst: String,
+    note: String,
+) -> Result<(Vec<ItemId>, Exported), Problem> {
+    let matcher = state.matcher.load_full();
+    let audited = (analyst.clone(), note.clone());
+    let (items, exported) = with_store_mut(verdict_memory(state)?, move |store, memory| {
+        let items = store.reopen_group(group, &analyst, &note)?;
+        Ok((items, memory.export(store, &matcher)))
+    })
+    .await?;
+    // Cases were closed, and the block list may have lost URLs.
+    state.block_list_changed.notify_one();
+    tracing::info!(target: "audit", client = %peer, analyst = audited.0, group = group.0, items = items.len(),
+        note = audited.1, exported = exported.items.len(), "reopen");
+    Ok((items, exported))
+}
+
+/// Moves `items` out of `group` into a new group of their own: the new group.
+pub(super) async fn record_split(
+    state: &AppState,
+    peer: SocketAddr,
+    group: GroupId,
+    items: Vec<ItemId>,
+    analyst: &str,
+) -> Result<GroupId, Problem> {
+    let new_group =
+        with_store_mut(verdict_memory(state)?, move |store, _| store.split_group(group, &items)).await?;
+    tracing::info!(target: "audit", client = %peer, analyst, group = group.0, new_group = new_group.0, "split");
+    Ok(new_group)
 }
 
 async fn assess_group(
@@ -572,12 +636,44 @@ async fn split_group(
     let id = number(id)?;
     let request: SplitRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
     let group = GroupId(id);
-    let new_group =
-        with_store_mut(verdict_memory(&state)?, move |store, _| store.split_group(group, &request.items))
-            .await?;
-    tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), group = id,
-        new_group = new_group.0, "split");
+    let new_group = record_split(&state, peer, group, request.items, token.unwrap_or("-")).await?;
     Ok(json(&SplitAnswer { group, new_group }))
+}
+
+/// A reopening as posted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReopenRequest {
+    note: String,
+    /// The analyst's name, recorded after the token's id.
+    #[serde(default)]
+    analyst: Option<String>,
+}
+
+async fn reopen(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(deadline): Extension<Deadline>,
+    id: Result<Path<u64>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let token = authorize(&state, &headers, Role::Review)?;
+    let group = GroupId(number(id)?);
+    let request: ReopenRequest = parse_json(&read_body(body, state.limits.max_body_bytes, deadline).await?)?;
+    if request.note.trim().is_empty()
+        || request.note.len() > MAX_NOTE
+        || request.analyst.as_ref().is_some_and(|name| name.len() > MAX_CATEGORY)
+    {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-reopen",
+            "a note of 1 to 4096 bytes saying why is needed; the analyst's name is at most 64",
+        ));
+    }
+    let analyst = actor(token.unwrap_or("-"), request.analyst);
+    let (items, exported) = reopen_group(&state, peer, group, analyst, request.note).await?;
+    Ok(json(&GroupVerdictAnswer { group, items, export: exported.into() }))
 }
 
 #[derive(Serialize)]

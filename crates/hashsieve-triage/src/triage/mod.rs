@@ -16,7 +16,7 @@
 //!   and the getters of items, groups and reports.
 
 mod classify;
-mod review;
+pub(crate) mod review;
 mod submit;
 mod takedown;
 

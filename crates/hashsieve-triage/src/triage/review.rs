@@ -1,7 +1,7 @@
 //! Review: the queue of pending groups, the analysts' verdicts on groups and items, splits,
 //! and the history and records of items, groups and reports.
 
-use super::takedown::follow_verdict;
+use super::takedown::{close_item_cases, follow_verdict};
 use super::{KeypointOwner, OwnerStatus, Triage};
 use crate::error::TriageError;
 use crate::model::{
@@ -11,6 +11,7 @@ use crate::model::{
 use crate::near::NearStatus;
 use crate::store;
 use crate::takedown::Confirmation;
+use redb::ReadableTable;
 
 impl Triage {
     /// A page of groups awaiting review, in the order they were started, `limit` at most,
@@ -88,6 +89,78 @@ impl Triage {
         for &item in &members {
             self.near.set_status(item, NearStatus::Assessed);
             self.crops.set_status(KeypointOwner::Item(item), OwnerStatus::Item(NearStatus::Assessed));
+        }
+        Ok(members)
+    }
+
+    /// Takes back the verdict a group was given, returning its members to review in the same
+    /// group: an analyst's undo of a verdict just given (or a supervisor's reopening). It is a
+    /// correction, recorded as such: every member keeps the verdict in its history, gains a
+    /// [`EventKind::Reopened`] event, and no longer has a standing verdict, so an export
+    /// withdraws what the verdict exported and the takedown cases it opened are closed.
+    ///
+    /// Refused ([`TriageError::CannotReopen`]) unless every member still stands on the group's
+    /// verdict (none was corrected since) and no later item inherited a member's verdict: a
+    /// verdict others were decided by is corrected item by item, not undone. Returns the
+    /// members.
+    pub fn reopen_group(
+        &mut self,
+        group: GroupId,
+        analyst: &str,
+        note: &str,
+    ) -> Result<Vec<ItemId>, TriageError> {
+        let now = hashsieve_core::clock::now_ms();
+        let members = self.write("reopen group", |tables| {
+            let mut record = store::group(&tables.groups, group)?;
+            let refused = |why: &str| TriageError::CannotReopen { group, why: why.to_string() };
+            if record.state != GroupState::Assessed {
+                return Err(refused("it was not assessed as a group").into());
+            }
+            let mut members: Vec<Item> =
+                record.members.iter().map(|&id| store::item(&tables.items, id)).collect::<Result<_, _>>()?;
+            let given_at = members
+                .iter()
+                .map(|member| match member.verdict() {
+                    Some(Assessment { basis: Basis::Group { group: by, .. }, at_ms, .. }) if *by == group => {
+                        Ok(*at_ms)
+                    }
+                    _ => Err(refused("a member's verdict was corrected since")),
+                })
+                .collect::<Result<Vec<u64>, _>>()?;
+            let given_at = given_at.into_iter().min().unwrap_or(now);
+            // Items are numbered in order of creation: those made since the verdict are the
+            // last ones, and only they can have inherited it.
+            for entry in tables.items.iter()?.rev() {
+                let (key, bytes) = entry?;
+                let later: Item = store::decode(bytes.value(), "item", key.value())?;
+                if later.created_ms < given_at {
+                    break;
+                }
+                let inherited = later.verdicts.iter().any(|verdict| {
+                    matches!(verdict.basis, Basis::Inherited { from, .. } if record.members.contains(&from))
+                });
+                if inherited {
+                    return Err(refused(&format!("{} inherited its verdict since", later.id)).into());
+                }
+            }
+            let closing = format!("verdict taken back by {analyst}: {note}");
+            for item in &mut members {
+                item.state = ItemState::Pending { group };
+                tables.put_item(item)?;
+                let what =
+                    EventKind::Reopened { group, analyst: analyst.to_string(), note: note.to_string() };
+                tables.add_event(item.id, now, what)?;
+                tables.log_verdict(item.id)?;
+                close_item_cases(tables, item.id, analyst, &closing, now)?;
+            }
+            record.state = GroupState::Pending;
+            tables.put_group(&record)?;
+            tables.pending_groups.insert(group.0, ())?;
+            Ok(record.members)
+        })?;
+        for &item in &members {
+            self.near.set_status(item, NearStatus::Pending(group));
+            self.crops.set_status(KeypointOwner::Item(item), OwnerStatus::Item(NearStatus::Pending(group)));
         }
         Ok(members)
     }
@@ -250,7 +323,7 @@ impl Triage {
 
 /// The member to show for a group: the best PDQ quality (the clearest picture), then the
 /// earliest.
-fn representative(members: &[Item]) -> ItemId {
+pub fn representative(members: &[Item]) -> ItemId {
     members
         .iter()
         .max_by_key(|item| (item.pdq.map_or(0, |pdq| u16::from(pdq.quality) + 1), std::cmp::Reverse(item.id)))

@@ -236,7 +236,7 @@ fn verdict_name(verdict: &VerdictKind) -> &'static str {
     }
 }
 
-fn close_item_cases(
+pub(super) fn close_item_cases(
     tables: &mut Tables<'_>,
     item: ItemId,
     actor: &str,
