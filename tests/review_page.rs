@@ -225,9 +225,14 @@ fn an_analyst_signs_in_reveals_step_by_step_judges_undoes_and_splits() {
     let verdict_path = format!("/review/groups/{group}/verdict");
     assert_eq!(browser.post(&verdict_path, &[("kind", "legal")], &[]).status, 403);
     assert_eq!(browser.post(&verdict_path, &[("kind", "legal"), ("csrf", &"0".repeat(64))], &[]).status, 403);
-    let foreign =
-        browser.post(&verdict_path, &[("kind", "legal"), ("csrf", &csrf)], &["Origin: http://evil.example"]);
-    assert_eq!(foreign.status, 403);
+    for foreign in [
+        ["Origin: http://evil.example", "X-Nothing: 1"],
+        ["Origin: null", "X-Nothing: 1"],
+        ["Origin: http://test", "Sec-Fetch-Site: same-site"],
+    ] {
+        let refused = browser.post(&verdict_path, &[("kind", "legal"), ("csrf", &csrf)], &foreign);
+        assert_eq!(refused.status, 403, "{foreign:?}");
+    }
     assert_eq!(
         browser.post(&verdict_path, &[("kind", "illegal"), ("category", "Z"), ("csrf", &csrf)], &[]).status,
         422

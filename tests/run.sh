@@ -8,7 +8,8 @@
 # The peers are real clients and servers, so that the daemon is tested against the programs
 # it must work with rather than against our own idea of them:
 #   Debian packages  curl, clamdscan, squid, c-icap (c-icap-client), redis-server,
-#                    bind9-utils (named-checkzone, for the block list's DNS zone)
+#                    bind9-utils (named-checkzone, for the block list's DNS zone),
+#                    chromium and chromium-driver (the review page, in a real browser)
 #   Python modules   prometheus_client (the OpenMetrics parser), openapi_spec_validator
 # Debian packages come from apt-get (through sudo when not root). Python modules come from pip;
 # where the system's Python refuses pip (PEP 668, as Debian's does), they go into a virtual
@@ -42,6 +43,8 @@ command -v clamdscan >/dev/null 2>&1 || packages+=(clamdscan)
 command -v c-icap-client >/dev/null 2>&1 || packages+=(c-icap)
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 command -v named-checkzone >/dev/null 2>&1 || packages+=(bind9-utils)
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

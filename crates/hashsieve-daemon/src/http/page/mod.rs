@@ -226,17 +226,19 @@ fn signed_in(page: &Page, headers: &HeaderMap) -> Result<SignedIn, Refusal> {
 
 /// Whether a state-changing request comes from this page, as far as the browser says: a
 /// cross-site form or script is refused even before its CSRF token is looked at.
+/// `Sec-Fetch-Site` decides where it is sent. Otherwise `Origin` must name this host; under
+/// `Referrer-Policy: no-referrer` browsers send `Origin: null` for the page's own forms, which
+/// without `Sec-Fetch-Site` says nothing either way, so it is refused too.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let site = headers.get("sec-fetch-site").and_then(|value| value.to_str().ok());
-    if site.is_some_and(|site| site != "same-origin" && site != "none") {
-        return false;
+    let field = |name| headers.get(name).and_then(|value: &HeaderValue| value.to_str().ok());
+    if let Some(site) = field("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
     }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) else {
+    let Some(origin) = field(header::ORIGIN.as_str()) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
     let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    host.is_some() && origin_host == host
+    origin_host.is_some() && origin_host == field(header::HOST.as_str())
 }
 
 /// A form's fields, in order (a field may repeat).
