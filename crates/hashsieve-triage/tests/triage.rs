@@ -796,3 +796,31 @@ fn a_group_verdict_taken_back_returns_the_group_to_review_and_withdraws_its_expo
     assert!(matches!(refused, Err(TriageError::CannotReopen { .. })), "{refused:?}");
     assert_eq!(triage.group(other_group).unwrap().state, GroupState::Assessed);
 }
+
+/// The queue's other order: the largest groups first, ties oldest first, paged by offset —
+/// equal to every pending group sorted so.
+#[test]
+fn the_largest_pending_groups_come_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let mut rng = hashsieve_testkit::Rng::new(5);
+    for group in 0..12usize {
+        let base = PdqHash(rng.bytes());
+        for member in 0..1 + (group * 7) % 4 {
+            let bytes = format!("group {group} member {member}").into_bytes();
+            let report = format!("r-{group}-{member}");
+            submit(&mut triage, &matcher, &report, &synthetic(&bytes, flipped(&base, 0..member), 100))
+                .unwrap();
+        }
+    }
+    let mut expected = triage.pending_groups(100, None).unwrap().groups;
+    assert_eq!(expected.len(), 12);
+    expected.sort_by(|a, b| b.members.cmp(&a.members).then(a.group.cmp(&b.group)));
+    let mut pages = Vec::new();
+    for skip in (0..14).step_by(5) {
+        pages.extend(triage.largest_pending_groups(skip, 5).unwrap());
+    }
+    assert_eq!(pages, expected);
+    assert!(pages[0].members > pages[11].members);
+}

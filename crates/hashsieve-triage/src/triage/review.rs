@@ -3,7 +3,7 @@
 
 use super::takedown::{close_item_cases, follow_verdict};
 use super::{KeypointOwner, OwnerStatus, Triage};
-use crate::error::TriageError;
+use crate::error::{Failure, TriageError};
 use crate::model::{
     Assessment, Basis, Disposition, Event, EventKind, Group, GroupId, GroupPage, GroupState, GroupSummary,
     Grouping, HistoryOf, Item, ItemId, ItemState, ReportRecord, VerdictKind,
@@ -30,19 +30,37 @@ impl Triage {
                     break;
                 }
                 let id = GroupId(entry?.0.value());
-                let group = store::group(&groups, id)?;
-                let members: Vec<Item> =
-                    group.members.iter().map(|&id| store::item(&items, id)).collect::<Result<_, _>>()?;
-                let oldest_report_ms = members.iter().map(|item| item.first_reported_ms).min().unwrap_or(0);
-                page.push(GroupSummary {
-                    group: id,
-                    representative: representative(&members),
-                    members: members.len(),
-                    oldest_report_ms,
-                });
+                page.push(summary(&store::group(&groups, id)?, &items)?);
             }
             let next = if more { page.last().map(|summary| summary.group) } else { None };
             Ok(GroupPage { groups: page, next })
+        })
+    }
+
+    /// Groups awaiting review, the largest first (one look decides the most items; ties in the
+    /// order they were started): `limit` at most, after the first `skip`. Only the groups
+    /// listed have their members read.
+    pub fn largest_pending_groups(
+        &self,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<GroupSummary>, TriageError> {
+        self.read("list the largest pending groups", |txn| {
+            let pending = txn.open_table(store::PENDING_GROUPS)?;
+            let groups = txn.open_table(store::GROUPS)?;
+            let items = txn.open_table(store::ITEMS)?;
+            let mut sizes = Vec::new();
+            for entry in pending.iter()? {
+                let group = store::group(&groups, GroupId(entry?.0.value()))?;
+                sizes.push((std::cmp::Reverse(group.members.len()), group.id));
+            }
+            sizes.sort_unstable();
+            sizes
+                .into_iter()
+                .skip(skip)
+                .take(limit)
+                .map(|(_, id)| summary(&store::group(&groups, id)?, &items))
+                .collect()
         })
     }
 
@@ -319,6 +337,18 @@ impl Triage {
                 .ok_or_else(|| TriageError::UnknownReport(id.to_string()))?)
         })
     }
+}
+
+/// A pending group as listed.
+fn summary(group: &Group, items: &impl ReadableTable<u64, &'static [u8]>) -> Result<GroupSummary, Failure> {
+    let members: Vec<Item> =
+        group.members.iter().map(|&id| store::item(items, id)).collect::<Result<_, _>>()?;
+    Ok(GroupSummary {
+        group: group.id,
+        representative: representative(&members),
+        members: members.len(),
+        oldest_report_ms: members.iter().map(|item| item.first_reported_ms).min().unwrap_or(0),
+    })
 }
 
 /// The member to show for a group: the best PDQ quality (the clearest picture), then the

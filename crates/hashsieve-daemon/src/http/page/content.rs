@@ -34,9 +34,6 @@ pub(crate) struct Queue {
     pub(crate) more: bool,
 }
 
-/// The most pending groups the queue orders at once (by size); beyond it the order is by age.
-const ORDERED_AT_MOST: usize = 100_000;
-
 /// A page of the queue in `order`, `size` groups long: oldest first after the group `after`,
 /// or largest first the page `number`.
 pub(crate) async fn queue(
@@ -51,11 +48,7 @@ pub(crate) async fn queue(
         let summaries = match order {
             // Paged by the store's own cursor: only the groups shown are read.
             Order::Oldest => store.pending_groups(size + 1, after)?.groups,
-            Order::Largest => {
-                let mut all = store.pending_groups(ORDERED_AT_MOST, None)?.groups;
-                all.sort_by(|a, b| b.members.cmp(&a.members).then(a.group.cmp(&b.group)));
-                all.into_iter().skip(number.saturating_mul(size)).take(size + 1).collect()
-            }
+            Order::Largest => store.largest_pending_groups(number.saturating_mul(size), size + 1)?,
         };
         let more = summaries.len() > size;
         let mut groups = Vec::with_capacity(size);
