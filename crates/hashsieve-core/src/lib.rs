@@ -26,8 +26,11 @@
 //!   and swaps while queries run.
 //! - [`matcher`]: the embedding API — check content or hashes, get every match with its
 //!   provenance.
+//! - [`preview`]: the wellbeing preview of an image for the people who review it — small,
+//!   greyscale and blurred first, revealed a step at a time.
 //!
-//! No content is written anywhere by this crate: it reads bytes and returns hashes.
+//! No content is written anywhere by this crate: it reads bytes and returns hashes, and the
+//! previews it makes are returned in memory.
 //!
 //! # Example
 //!
@@ -60,4 +63,5 @@ pub mod keypoints;
 pub mod matcher;
 pub mod pdq;
 pub mod perceptual;
+pub mod preview;
 pub mod signals;
