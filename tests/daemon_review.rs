@@ -270,11 +270,34 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     assert_eq!(api.ok("POST", "/v1/match/content", MATCHER, &crop)["outcome"], "unknown");
     let reframed = api.report("r8", &crop);
     assert_eq!(reframed["outcome"], "known", "{reframed}");
+    // The list's match is r4b's (its MD5); `via` says why the crop is taken for r4b's content:
+    // keypoints, with the crop's own PDQ distance and the alignment's figures.
+    let alignment = alignment.unwrap();
+    let [found] = reframed["matches"].as_array().unwrap().as_slice() else { panic!("{reframed}") };
+    let via = &found["via"];
     assert_eq!(
-        reframed["matches"],
-        json!([{"list": "hot", "kind": "md5", "distance": 0, "via_report": "r4b"}]),
+        (&found["list"], &found["kind"], &found["distance"], &found["via_report"]),
+        (&json!("hot"), &json!("md5"), &json!(0), &json!("r4b")),
         "{reframed}"
     );
+    assert_eq!((&via["report"], &via["how"]), (&json!("r4b"), &json!("keypoints")), "{reframed}");
+    assert_eq!(via["pdq_distance"], pdq_distance(&listed, &crop), "{reframed}");
+    let figures = &via["alignment"];
+    assert_eq!(
+        (&figures["agreeing"], &figures["mirrored"], &figures["spread_cells"], &figures["unexplained_cells"]),
+        (&json!(alignment.agreeing), &json!(alignment.mirrored), &json!(alignment.spread_cells), &json!(0)),
+        "{reframed}"
+    );
+    let near =
+        |figure: &Value, expected: f32| (figure.as_f64().unwrap() - f64::from(expected)).abs() <= 0.0005;
+    for axis in 0..2 {
+        assert!(near(&figures["scale"][axis], alignment.scale[axis]), "{reframed} {alignment:?}");
+        assert!(near(&figures["shift"][axis], alignment.shift[axis]), "{reframed} {alignment:?}");
+    }
+    assert!(near(&figures["stored_coverage"], alignment.stored_coverage), "{reframed} {alignment:?}");
+    // The report's history, the record of the decision, says the same.
+    let history = api.ok("GET", "/v1/reports/r8", ANALYST, b"");
+    assert_eq!(history["history"][0]["matches"], reframed["matches"], "{history}");
 }
 
 /// `bytes` with `share` of its width cut off the left and of its height off the top, as a
