@@ -140,18 +140,55 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     assert_eq!(api.call("POST", "/v1/reports/content?id=x", Some(MATCHER), &q1050).0, 403);
     assert_eq!(api.call("POST", "/v1/reports/content?id=x", Some(ANALYST), &q1050).0, 403);
 
-    // The queue: two groups, each shown by a representative with the reports to open it by.
+    // A third member of the first group, reported (it says) before the others, and a second
+    // report of r2's bytes; ten more reports of the fetched picture's bytes, for the second.
+    let q1050_more = reencoded(&q1050, 90);
+    assert!(pdq_distance(&q1050, &q1050_more) <= 31);
+    let path = "/v1/reports/content?id=r2b&source=partner&reported_ms=1000";
+    let early = api.ok("POST", path, REPORTER, &q1050_more);
+    assert_eq!((&early["outcome"], &early["group"]), (&json!("new"), &first["group"]), "{early}");
+    assert_eq!(api.report("r2c", &q1050_again)["item"], copy["item"]);
+    for n in 0..10 {
+        assert_eq!(api.report(&format!("r3-{n}"), &square)["item"], fetched["item"]);
+    }
+
+    // The queue: two groups, each shown by a representative with the reports of every member,
+    // the earliest first, to open them by: ten at most, and how many there are.
     let queue = api.ok("GET", "/v1/review/groups", ANALYST, b"");
     assert_eq!(queue["pending"], 2, "{queue}");
     let groups = queue["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
     assert_eq!(
         (groups[0]["group"].clone(), groups[0]["members"].clone()),
-        (first["group"].clone(), json!(2))
+        (first["group"].clone(), json!(3))
     );
-    let shown = groups[0]["reports"][0]["id"].as_str().unwrap();
-    assert!(["r1", "r2"].contains(&shown), "{queue}");
-    assert_eq!(groups[1]["reports"][0], json!({"id": "r3", "source": url}));
+    let shown: Vec<(&str, &str, &Value)> = groups[0]["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["source"].as_str().unwrap(), &r["item"]))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("r2b", "partner", &early["item"]),
+            ("r1", "form", &first["item"]),
+            ("r2", "form", &copy["item"]),
+            ("r2c", "form", &copy["item"])
+        ],
+        "{queue}"
+    );
+    assert_eq!(groups[0]["reports_total"], 4);
+    assert_eq!(groups[0]["reports"][0]["reported_ms"], 1000);
+    let times: Vec<u64> =
+        groups[0]["reports"].as_array().unwrap().iter().map(|r| r["reported_ms"].as_u64().unwrap()).collect();
+    assert!(times.is_sorted(), "{times:?}");
+    let second_reports = groups[1]["reports"].as_array().unwrap();
+    assert_eq!((second_reports.len(), &groups[1]["reports_total"]), (10, &json!(11)), "{queue}");
+    assert_eq!(
+        (&second_reports[0]["id"], &second_reports[0]["source"], &second_reports[0]["item"]),
+        (&json!("r3"), &json!(url), &fetched["item"])
+    );
     let paged = api.ok("GET", "/v1/review/groups?limit=1", ANALYST, b"");
     assert_eq!(paged["groups"].as_array().unwrap().len(), 1);
     let after = paged["next"].as_u64().unwrap();
@@ -162,7 +199,7 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     let group = first["group"].as_u64().unwrap();
     let path = format!("/v1/review/groups/{group}/verdict");
     let judged = api.verdict(&path, json!({"kind": "illegal", "category": "A", "note": "seen"}));
-    let mut items = vec![first["item"].clone(), copy["item"].clone()];
+    let mut items = vec![first["item"].clone(), copy["item"].clone(), early["item"].clone()];
     items.sort_by_key(|item| item.as_u64());
     assert_eq!(judged["items"], Value::Array(items.clone()));
     let exported: Vec<Value> =

@@ -485,6 +485,28 @@ pub struct GroupPage {
     pub next: Option<GroupId>,
 }
 
+/// A report of a group's member, as listed for reviewers: where to find the content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberReport {
+    /// The report's id.
+    pub id: String,
+    /// Where the content came from.
+    pub source: String,
+    /// When the report was made.
+    pub reported_ms: u64,
+    /// The member it is a report of.
+    pub item: ItemId,
+}
+
+/// The reports of a group's members, or the first of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupReports {
+    /// The earliest reported first (ties in report id order), as many as were asked for.
+    pub reports: Vec<MemberReport>,
+    /// How many reports the members have in all.
+    pub total: usize,
+}
+
 fn matched_by_pdq() -> MatchedBy {
     MatchedBy::Pdq
 }

@@ -9,7 +9,7 @@ use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::Signals;
 use hashsieve_triage::model::{
     Basis, Classification, Disposition, EventKind, GroupId, GroupState, Grouping, HistoryOf, ItemId,
-    ItemState, MatchedBy, VerdictKind,
+    ItemState, MatchedBy, Report, VerdictKind,
 };
 use hashsieve_triage::{Triage, TriageError, TriageOptions};
 use support::*;
@@ -231,6 +231,55 @@ fn pending_groups_are_paged_with_a_cursor() {
     }
     assert_eq!(seen.len(), PICTURES.len());
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// A group's reports are those of every member, the earliest reported first, as many as asked
+/// for, with how many there are in all; split-off members take theirs with them.
+#[test]
+fn a_groups_reports_are_every_members_earliest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(ROBUST);
+    let contents: Vec<Vec<u8>> =
+        std::iter::once(bytes.clone()).chain(edits(&bytes).into_iter().take(4).map(|(_, b)| b)).collect();
+    // Two reports of each member, later members reported earlier: time order is not member
+    // order, nor report id order.
+    let mut expected = Vec::new();
+    let mut groups = Vec::new();
+    for (n, content) in contents.iter().enumerate() {
+        let content = signals(content);
+        for again in 0..2u64 {
+            let id = format!("r-{n}-{again}");
+            let reported_ms = 10_000 - 100 * n as u64 + 7 * again;
+            let outcome = triage.submit(&Report { reported_ms, ..report(&id) }, &content, &matcher).unwrap();
+            let (item, group) = new_item(&outcome);
+            groups.push(group);
+            expected.push((reported_ms, id, item));
+        }
+    }
+    let group = groups[0];
+    assert!(groups.iter().all(|&g| g == group), "{groups:?}");
+    assert_eq!(triage.group(group).unwrap().members.len(), contents.len());
+    expected.sort();
+    let listed = |reports: &hashsieve_triage::model::GroupReports| {
+        reports.reports.iter().map(|r| (r.reported_ms, r.id.clone(), r.item)).collect::<Vec<_>>()
+    };
+    let all = triage.group_reports(group, 100).unwrap();
+    assert_eq!(all.total, 10);
+    assert_eq!(listed(&all), expected);
+    assert!(all.reports.iter().all(|r| r.source == report(&r.id).source));
+    let first = triage.group_reports(group, 3).unwrap();
+    assert_eq!((first.total, listed(&first)), (10, expected[..3].to_vec()));
+    assert_eq!(triage.group_reports(group, 0).unwrap().total, 10);
+
+    let moving = expected[0].2;
+    let split = triage.split_group(group, &[moving]).unwrap();
+    let (moved, stayed): (Vec<_>, Vec<_>) =
+        expected.iter().cloned().partition(|(_, _, item)| *item == moving);
+    assert_eq!(listed(&triage.group_reports(split, 100).unwrap()), moved);
+    assert_eq!(listed(&triage.group_reports(group, 100).unwrap()), stayed);
+    assert!(matches!(triage.group_reports(GroupId(99), 10), Err(TriageError::UnknownGroup(_))));
 }
 
 #[test]

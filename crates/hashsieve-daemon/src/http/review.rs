@@ -7,7 +7,7 @@
 //! | `POST /v1/reports` | report | `{"id", "url", "source"}`: the URL is fetched safely, hashed and decided |
 //! | `POST /v1/reports/content?id=&source=` | report | the body (or a form's file part) is the reported content |
 //! | `GET /v1/reports/{id}` | review | the report as recorded, and its item's history |
-//! | `GET /v1/review/groups?limit=&after=` | review | pending review groups, oldest first, each with its representative |
+//! | `GET /v1/review/groups?limit=&after=` | review | pending review groups, oldest first, each with its representative and its members' reports |
 //! | `GET /v1/review/groups/{group}` | review | a group and its members |
 //! | `POST /v1/review/groups/{group}/verdict` | review | `{"kind", "category", "note", "analyst"}` for every member |
 //! | `POST /v1/review/groups/{group}/split` | review | `{"items": [...]}` move to a group of their own |
@@ -82,7 +82,7 @@ pub(super) fn writes() -> Router<Arc<AppState>> {
 
 /// Pending groups listed at most per page.
 const MAX_PAGE: usize = 500;
-/// Reports of a representative listed with its group.
+/// Reports of a group's members listed with it.
 const REPORTS_SHOWN: usize = 10;
 /// Members of a group whose items are listed with it.
 const MEMBERS_SHOWN: usize = 1000;
@@ -328,10 +328,13 @@ struct PageQuery {
     after: Option<u64>,
 }
 
+/// A report of a member: where to find it.
 #[derive(Serialize)]
 struct ReportRef {
     id: String,
     source: String,
+    item: ItemId,
+    reported_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -340,7 +343,10 @@ struct PendingGroup {
     members: usize,
     oldest_report_ms: u64,
     representative: Item,
+    /// The reports of every member, the earliest first, [`REPORTS_SHOWN`] at most …
     reports: Vec<ReportRef>,
+    /// … of this many.
+    reports_total: usize,
 }
 
 #[derive(Serialize)]
@@ -364,18 +370,24 @@ async fn pending_groups(
         let page = store.pending_groups(limit, after)?;
         let mut groups = Vec::with_capacity(page.groups.len());
         for summary in page.groups {
-            let reports = store
-                .reports_of(summary.representative)?
+            let shown = store.group_reports(summary.group, REPORTS_SHOWN)?;
+            let reports = shown
+                .reports
                 .into_iter()
-                .take(REPORTS_SHOWN)
-                .map(|id| Ok(ReportRef { source: store.report(&id)?.source, id }))
-                .collect::<Result<_, TriageError>>()?;
+                .map(|report| ReportRef {
+                    id: report.id,
+                    source: report.source,
+                    item: report.item,
+                    reported_ms: report.reported_ms,
+                })
+                .collect();
             groups.push(PendingGroup {
                 group: summary.group,
                 members: summary.members,
                 oldest_report_ms: summary.oldest_report_ms,
                 representative: store.item(summary.representative)?,
                 reports,
+                reports_total: shown.total,
             });
         }
         Ok(GroupPageAnswer { groups, next: page.next, pending: store.counts()?.pending_groups })
