@@ -6,6 +6,7 @@
 //! export, history, roles, and a restart that keeps it all.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 use hashsieve_core::hashes::HashKind;
 use hashsieve_core::import::ImportedEntry;
@@ -23,7 +24,8 @@ const ANALYST: &str = "analyst-token-for-tests";
 const MATCHER: &str = "match-token-for-tests";
 
 /// A writable index whose list `hot` has the MD5s of `wee.jpg` and `q0122.jpg`, a triage store exporting to
-/// `hotline`, a fetch policy that allows 127.0.0.1, and a token per role.
+/// `hotline`, a fetch policy that allows 127.0.0.1, and a token per role; its log is appended
+/// to `hashsieved.log` in `dir`.
 fn start(dir: &Path) -> Hashsieved {
     let index = dir.join("index");
     if !index.exists() {
@@ -44,7 +46,8 @@ fn start(dir: &Path) -> Hashsieved {
         format!(
             "index = {index:?}\nwritable = true\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [triage]\nstore = {:?}\nexport_list = \"hotline\"\n\
-             [fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n{}{}{}",
+             [fetch]\nallow_networks = [\"127.0.0.1/32\"]\ntotal_timeout_ms = 5000\n\
+             [logging]\njson = true\n{}{}{}",
             dir.join("triage.redb"),
             token("form", REPORTER, "report"),
             token("alice", ANALYST, "review"),
@@ -52,7 +55,12 @@ fn start(dir: &Path) -> Hashsieved {
         ),
     )
     .unwrap();
-    Hashsieved::start(&config, 1)
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("hashsieved.log")).unwrap();
+    Hashsieved::start_with(
+        Command::new(env!("CARGO_BIN_EXE_hashsieved")).stderr(Stdio::from(log)),
+        &config,
+        1,
+    )
 }
 
 struct Api {
@@ -140,18 +148,55 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     assert_eq!(api.call("POST", "/v1/reports/content?id=x", Some(MATCHER), &q1050).0, 403);
     assert_eq!(api.call("POST", "/v1/reports/content?id=x", Some(ANALYST), &q1050).0, 403);
 
-    // The queue: two groups, each shown by a representative with the reports to open it by.
+    // A third member of the first group, reported (it says) before the others, and a second
+    // report of r2's bytes; ten more reports of the fetched picture's bytes, for the second.
+    let q1050_more = reencoded(&q1050, 90);
+    assert!(pdq_distance(&q1050, &q1050_more) <= 31);
+    let path = "/v1/reports/content?id=r2b&source=partner&reported_ms=1000";
+    let early = api.ok("POST", path, REPORTER, &q1050_more);
+    assert_eq!((&early["outcome"], &early["group"]), (&json!("new"), &first["group"]), "{early}");
+    assert_eq!(api.report("r2c", &q1050_again)["item"], copy["item"]);
+    for n in 0..10 {
+        assert_eq!(api.report(&format!("r3-{n}"), &square)["item"], fetched["item"]);
+    }
+
+    // The queue: two groups, each shown by a representative with the reports of every member,
+    // the earliest first, to open them by: ten at most, and how many there are.
     let queue = api.ok("GET", "/v1/review/groups", ANALYST, b"");
     assert_eq!(queue["pending"], 2, "{queue}");
     let groups = queue["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
     assert_eq!(
         (groups[0]["group"].clone(), groups[0]["members"].clone()),
-        (first["group"].clone(), json!(2))
+        (first["group"].clone(), json!(3))
     );
-    let shown = groups[0]["reports"][0]["id"].as_str().unwrap();
-    assert!(["r1", "r2"].contains(&shown), "{queue}");
-    assert_eq!(groups[1]["reports"][0], json!({"id": "r3", "source": url}));
+    let shown: Vec<(&str, &str, &Value)> = groups[0]["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["source"].as_str().unwrap(), &r["item"]))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("r2b", "partner", &early["item"]),
+            ("r1", "form", &first["item"]),
+            ("r2", "form", &copy["item"]),
+            ("r2c", "form", &copy["item"])
+        ],
+        "{queue}"
+    );
+    assert_eq!(groups[0]["reports_total"], 4);
+    assert_eq!(groups[0]["reports"][0]["reported_ms"], 1000);
+    let times: Vec<u64> =
+        groups[0]["reports"].as_array().unwrap().iter().map(|r| r["reported_ms"].as_u64().unwrap()).collect();
+    assert!(times.is_sorted(), "{times:?}");
+    let second_reports = groups[1]["reports"].as_array().unwrap();
+    assert_eq!((second_reports.len(), &groups[1]["reports_total"]), (10, &json!(11)), "{queue}");
+    assert_eq!(
+        (&second_reports[0]["id"], &second_reports[0]["source"], &second_reports[0]["item"]),
+        (&json!("r3"), &json!(url), &fetched["item"])
+    );
     let paged = api.ok("GET", "/v1/review/groups?limit=1", ANALYST, b"");
     assert_eq!(paged["groups"].as_array().unwrap().len(), 1);
     let after = paged["next"].as_u64().unwrap();
@@ -162,7 +207,7 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     let group = first["group"].as_u64().unwrap();
     let path = format!("/v1/review/groups/{group}/verdict");
     let judged = api.verdict(&path, json!({"kind": "illegal", "category": "A", "note": "seen"}));
-    let mut items = vec![first["item"].clone(), copy["item"].clone()];
+    let mut items = vec![first["item"].clone(), copy["item"].clone(), early["item"].clone()];
     items.sort_by_key(|item| item.as_u64());
     assert_eq!(judged["items"], Value::Array(items.clone()));
     let exported: Vec<Value> =
@@ -249,7 +294,7 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
 
     // A restart keeps the store and the list.
     drop(daemon);
-    let daemon = start(temp.path());
+    let mut daemon = start(temp.path());
     let api = Api::of(&daemon);
     assert_eq!(api.ok("GET", "/v1/reports/r3", ANALYST, b"")["report"]["item"], fetched["item"]);
     let copy_known = api.ok("POST", "/v1/match/content", MATCHER, &q1050_again);
@@ -270,11 +315,54 @@ fn reports_are_grouped_assessed_exported_and_then_known() {
     assert_eq!(api.ok("POST", "/v1/match/content", MATCHER, &crop)["outcome"], "unknown");
     let reframed = api.report("r8", &crop);
     assert_eq!(reframed["outcome"], "known", "{reframed}");
+    // The list's match is r4b's (its MD5); `via` says why the crop is taken for r4b's content:
+    // keypoints, with the crop's own PDQ distance and the alignment's figures.
+    let alignment = alignment.unwrap();
+    let [found] = reframed["matches"].as_array().unwrap().as_slice() else { panic!("{reframed}") };
+    let via = &found["via"];
     assert_eq!(
-        reframed["matches"],
-        json!([{"list": "hot", "kind": "md5", "distance": 0, "via_report": "r4b"}]),
+        (&found["list"], &found["kind"], &found["distance"], &found["via_report"]),
+        (&json!("hot"), &json!("md5"), &json!(0), &json!("r4b")),
         "{reframed}"
     );
+    assert_eq!((&via["report"], &via["how"]), (&json!("r4b"), &json!("keypoints")), "{reframed}");
+    assert_eq!(via["pdq_distance"], pdq_distance(&listed, &crop), "{reframed}");
+    let figures = &via["alignment"];
+    assert_eq!(
+        (&figures["agreeing"], &figures["mirrored"], &figures["spread_cells"], &figures["unexplained_cells"]),
+        (&json!(alignment.agreeing), &json!(alignment.mirrored), &json!(alignment.spread_cells), &json!(0)),
+        "{reframed}"
+    );
+    let near =
+        |figure: &Value, expected: f32| (figure.as_f64().unwrap() - f64::from(expected)).abs() <= 0.0005;
+    for axis in 0..2 {
+        assert!(near(&figures["scale"][axis], alignment.scale[axis]), "{reframed} {alignment:?}");
+        assert!(near(&figures["shift"][axis], alignment.shift[axis]), "{reframed} {alignment:?}");
+    }
+    assert!(near(&figures["stored_coverage"], alignment.stored_coverage), "{reframed} {alignment:?}");
+    // The report's history, the record of the decision, says the same, and so does its audit line.
+    let history = api.ok("GET", "/v1/reports/r8", ANALYST, b"");
+    assert_eq!(history["history"][0]["matches"], reframed["matches"], "{history}");
+    daemon.terminate();
+    daemon.child.wait().unwrap();
+    let log = std::fs::read_to_string(temp.path().join("hashsieved.log")).unwrap();
+    let why = |report: &str| -> Vec<String> {
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["target"] == "audit" && line["fields"]["message"] == "report")
+            .filter(|line| line["fields"]["report"] == report)
+            .map(|line| line["fields"]["why"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        why("r8"),
+        [format!(
+            "list hot md5 distance 0 via report r4b by keypoints (own pdq distance {}, {} agreeing keypoints)",
+            pdq_distance(&listed, &crop),
+            alignment.agreeing
+        )]
+    );
+    assert_eq!(why("r7"), [format!("group {}", joined["group"])], "a new report names its group");
 }
 
 /// `bytes` with `share` of its width cut off the left and of its height off the top, as a

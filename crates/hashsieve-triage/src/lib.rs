@@ -20,8 +20,9 @@
 //! The parts:
 //!
 //! - [`Triage`] (in `triage`): the store, [`Triage::submit`] and [`Triage::classify`], the
-//!   review queue ([`Triage::pending_groups`], [`Triage::assess_group`],
-//!   [`Triage::split_group`], [`Triage::assess_item`]) and [`Triage::history`].
+//!   review queue ([`Triage::pending_groups`], [`Triage::group_reports`],
+//!   [`Triage::assess_group`], [`Triage::split_group`], [`Triage::assess_item`]) and
+//!   [`Triage::history`].
 //! - [`model`]: items, groups, verdicts, outcomes and events: hashes and metadata only. No image
 //!   bytes are stored, ever.
 //! - [`export`]: illegal items as core [`Change`](hashsieve_core::delta::Change)s for the

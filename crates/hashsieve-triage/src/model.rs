@@ -7,6 +7,8 @@
 use std::fmt;
 
 use hashsieve_core::digest::Digests;
+use hashsieve_core::hashes::HashKind;
+use hashsieve_core::keypoints::Alignment;
 use hashsieve_core::matcher::Match;
 use hashsieve_core::pdq::PdqHash;
 use serde::{Deserialize, Serialize};
@@ -96,6 +98,17 @@ pub enum MatchedBy {
     Keypoints,
 }
 
+impl MatchedBy {
+    /// The name used in JSON and the audit log: `exact_digest`, `pdq`, `keypoints`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::ExactDigest => "exact_digest",
+            MatchedBy::Pdq => "pdq",
+            MatchedBy::Keypoints => "keypoints",
+        }
+    }
+}
+
 /// Why an item has its verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "basis", rename_all = "snake_case")]
@@ -178,10 +191,116 @@ pub struct ListMatch {
     pub distance: u32,
     /// Set when the list matched not this content but an earlier report's, which this content
     /// is a reframed copy of (a crop, say, that PDQ no longer matches; found by keypoints): that
-    /// report's id. `kind` and `distance` are then that report's match.
+    /// report's id, the same as [`via`](ListMatch::via)'s, which says how the two were matched.
+    /// `kind` and `distance` are then that report's match with the list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_report: Option<String>,
+    /// With `via_report`: how this content was recognised as that report's — the basis, its own
+    /// PDQ distance to it and the keypoint alignment. Records from before it was added have
+    /// `via_report` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
 }
+
+impl ListMatch {
+    /// How closely the match ties content to the list's entry, smaller is closer: a digest
+    /// (the same bytes) before any distance, then by distance.
+    pub(crate) fn closeness(&self) -> (bool, u32) {
+        let exact = self.kind.parse::<HashKind>().is_ok_and(HashKind::is_exact);
+        (!exact, self.distance)
+    }
+}
+
+/// How content the lists do not match was recognised as the content of an earlier report the
+/// lists do match (a listed copy): in JSON `{"report", "how", "pdq_distance", "alignment"}`.
+///
+/// Of the listed copies the content aligns with, the one named is the one the lists match most
+/// closely (by digest before by distance, then the smallest distance; ties to the most agreeing
+/// keypoints): the original picture rather than an edit of it that was reported first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Via {
+    /// The earlier report, whose content the lists matched.
+    pub report: String,
+    /// How this content was found to be that report's: by [`MatchedBy::Keypoints`], the only
+    /// way so far (content PDQ matches would have been matched by the lists themselves).
+    pub how: MatchedBy,
+    /// The smallest Hamming distance between this content's PDQ hash (any of its eight
+    /// rotations and mirror images) and the earlier report's, as reported; 256 if either has
+    /// none. Beyond the lists' threshold, or PDQ would have matched.
+    pub pdq_distance: u32,
+    /// For [`MatchedBy::Keypoints`], the alignment of this content's keypoints onto the earlier
+    /// report's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<KeypointAlignment>,
+}
+
+/// The figures of a keypoint alignment ([`hashsieve_core::keypoints::Alignment`]) that showed
+/// the same picture: the query (the content being decided) maps onto the stored set (the
+/// content it was recognised as) by `stored = scale · query + shift` per axis, in fractions of
+/// each frame, after mirroring the query if `mirrored`. Fractions are rounded to thousandths.
+///
+/// Compared bit for bit: the figures are finite, and a record read back equals the one written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct KeypointAlignment {
+    /// Keypoint matches that agree with the alignment (at least
+    /// [`keypoints::MIN_AGREEING`](hashsieve_core::keypoints::MIN_AGREEING)).
+    pub agreeing: u32,
+    /// Whether the query is the mirror image.
+    pub mirrored: bool,
+    /// Horizontal and vertical scale: about 0.9 for a query cropped by a tenth on each axis.
+    pub scale: [f32; 2],
+    /// Horizontal and vertical shift: where the query's top left corner lands in the stored
+    /// frame.
+    pub shift: [f32; 2],
+    /// Share of the query's frame that falls inside the stored frame, 0..=1.
+    pub query_coverage: f32,
+    /// Share of the stored frame that the query's frame covers, 0..=1: what is left of it.
+    pub stored_coverage: f32,
+    /// Cells of a 4×4 grid over the shared area that hold an agreeing point.
+    pub spread_cells: u32,
+    /// Cells of that grid where the query has content the stored set does not explain (0 for
+    /// the same picture).
+    pub unexplained_cells: u32,
+}
+
+impl From<&Alignment> for KeypointAlignment {
+    fn from(alignment: &Alignment) -> KeypointAlignment {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        // Adding 0.0 turns -0.0 into 0.0, so that a shift rounded to nothing reads as 0.
+        let round = |fraction: f32| (fraction * 1000.0).round() / 1000.0 + 0.0;
+        KeypointAlignment {
+            agreeing: count(alignment.agreeing),
+            mirrored: alignment.mirrored,
+            scale: alignment.scale.map(round),
+            shift: alignment.shift.map(round),
+            query_coverage: round(alignment.query_coverage),
+            stored_coverage: round(alignment.stored_coverage),
+            spread_cells: count(alignment.spread_cells),
+            unexplained_cells: count(alignment.unexplained_cells),
+        }
+    }
+}
+
+impl KeypointAlignment {
+    fn bits(&self) -> (u32, bool, [u32; 2], [u32; 2], [u32; 2], [u32; 2]) {
+        (
+            self.agreeing,
+            self.mirrored,
+            self.scale.map(f32::to_bits),
+            self.shift.map(f32::to_bits),
+            [self.query_coverage.to_bits(), self.stored_coverage.to_bits()],
+            [self.spread_cells, self.unexplained_cells],
+        )
+    }
+}
+
+impl PartialEq for KeypointAlignment {
+    fn eq(&self, other: &KeypointAlignment) -> bool {
+        self.bits() == other.bits()
+    }
+}
+
+impl Eq for KeypointAlignment {}
 
 impl From<&Match> for ListMatch {
     fn from(found: &Match) -> ListMatch {
@@ -192,6 +311,7 @@ impl From<&Match> for ListMatch {
             entry_id: found.entry_id.clone(),
             distance: found.distance,
             via_report: None,
+            via: None,
         }
     }
 }
@@ -375,6 +495,28 @@ pub struct GroupPage {
     pub groups: Vec<GroupSummary>,
     /// The cursor for the next page, if there may be more.
     pub next: Option<GroupId>,
+}
+
+/// A report of a group's member, as listed for reviewers: where to find the content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberReport {
+    /// The report's id.
+    pub id: String,
+    /// Where the content came from.
+    pub source: String,
+    /// When the report was made.
+    pub reported_ms: u64,
+    /// The member it is a report of.
+    pub item: ItemId,
+}
+
+/// The reports of a group's members, or the first of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupReports {
+    /// The earliest reported first (ties in report id order), as many as were asked for.
+    pub reports: Vec<MemberReport>,
+    /// How many reports the members have in all.
+    pub total: usize,
 }
 
 fn matched_by_pdq() -> MatchedBy {

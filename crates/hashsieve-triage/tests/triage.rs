@@ -9,7 +9,7 @@ use hashsieve_core::pdq::PdqHash;
 use hashsieve_core::signals::Signals;
 use hashsieve_triage::model::{
     Basis, Classification, Disposition, EventKind, GroupId, GroupState, Grouping, HistoryOf, ItemId,
-    ItemState, MatchedBy, VerdictKind,
+    ItemState, MatchedBy, Report, VerdictKind,
 };
 use hashsieve_triage::{Triage, TriageError, TriageOptions};
 use support::*;
@@ -231,6 +231,55 @@ fn pending_groups_are_paged_with_a_cursor() {
     }
     assert_eq!(seen.len(), PICTURES.len());
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// A group's reports are those of every member, the earliest reported first, as many as asked
+/// for, with how many there are in all; split-off members take theirs with them.
+#[test]
+fn a_groups_reports_are_every_members_earliest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let bytes = picture(ROBUST);
+    let contents: Vec<Vec<u8>> =
+        std::iter::once(bytes.clone()).chain(edits(&bytes).into_iter().take(4).map(|(_, b)| b)).collect();
+    // Two reports of each member, later members reported earlier: time order is not member
+    // order, nor report id order.
+    let mut expected = Vec::new();
+    let mut groups = Vec::new();
+    for (n, content) in contents.iter().enumerate() {
+        let content = signals(content);
+        for again in 0..2u64 {
+            let id = format!("r-{n}-{again}");
+            let reported_ms = 10_000 - 100 * n as u64 + 7 * again;
+            let outcome = triage.submit(&Report { reported_ms, ..report(&id) }, &content, &matcher).unwrap();
+            let (item, group) = new_item(&outcome);
+            groups.push(group);
+            expected.push((reported_ms, id, item));
+        }
+    }
+    let group = groups[0];
+    assert!(groups.iter().all(|&g| g == group), "{groups:?}");
+    assert_eq!(triage.group(group).unwrap().members.len(), contents.len());
+    expected.sort();
+    let listed = |reports: &hashsieve_triage::model::GroupReports| {
+        reports.reports.iter().map(|r| (r.reported_ms, r.id.clone(), r.item)).collect::<Vec<_>>()
+    };
+    let all = triage.group_reports(group, 100).unwrap();
+    assert_eq!(all.total, 10);
+    assert_eq!(listed(&all), expected);
+    assert!(all.reports.iter().all(|r| r.source == report(&r.id).source));
+    let first = triage.group_reports(group, 3).unwrap();
+    assert_eq!((first.total, listed(&first)), (10, expected[..3].to_vec()));
+    assert_eq!(triage.group_reports(group, 0).unwrap().total, 10);
+
+    let moving = expected[0].2;
+    let split = triage.split_group(group, &[moving]).unwrap();
+    let (moved, stayed): (Vec<_>, Vec<_>) =
+        expected.iter().cloned().partition(|(_, _, item)| *item == moving);
+    assert_eq!(listed(&triage.group_reports(split, 100).unwrap()), moved);
+    assert_eq!(listed(&triage.group_reports(group, 100).unwrap()), stayed);
+    assert!(matches!(triage.group_reports(GroupId(99), 10), Err(TriageError::UnknownGroup(_))));
 }
 
 #[test]
@@ -645,6 +694,190 @@ fn crops_of_a_reported_listed_picture_are_recognised_through_it() {
     assert_eq!(earlier.export_to(&matcher, LIST, None).unwrap().items().len(), 1);
     assert_eq!(trusting.classify(crop, &matcher).unwrap(), Classification::New);
     new_item(&submit(&mut trusting, &matcher, "crop-after-withdrawal", crop).unwrap());
+}
+
+/// The list of the tests of listed copies: the given pictures, submitted to an earlier store,
+/// assessed illegal and exported to the matcher's list (all four digests and the PDQ hash of
+/// each, under the item's entry id).
+fn listed_by_an_earlier_store(dir: &std::path::Path, names: &[&str]) -> hashsieve_core::matcher::Matcher {
+    let matcher = matcher(dir);
+    let mut earlier = Triage::open(&dir.join("earlier.redb"), TriageOptions::default()).unwrap();
+    for (n, name) in names.iter().enumerate() {
+        let outcome = submit(&mut earlier, &matcher, &format!("e-{n}"), &signals(&picture(name))).unwrap();
+        earlier.assess_group(new_item(&outcome).1, illegal("A"), "a", None).unwrap();
+    }
+    earlier.export_to(&matcher, LIST, None).unwrap();
+    matcher
+}
+
+/// The crops of a listed sample picture that the list does not match and whose keypoints core
+/// aligns with the picture's as the same picture (the oracle), with that alignment.
+fn crops_beyond_pdq(
+    matcher: &hashsieve_core::matcher::Matcher,
+    name: &str,
+) -> Vec<(&'static str, Signals, keypoints::Alignment)> {
+    let stored = signals(&picture(name)).keypoints.unwrap().without_mirrored();
+    edits(&picture(name))
+        .into_iter()
+        .filter(|(edit, _)| edit.contains("cropped"))
+        .filter_map(|(edit, bytes)| {
+            let crop = signals(&bytes);
+            let alignment = keypoints::align(crop.keypoints.as_ref()?, &stored)?;
+            let beyond = matcher.check_signals(&crop).outcome == MatchOutcome::Unknown;
+            (beyond && alignment.is_same_picture()).then_some((edit, crop, alignment))
+        })
+        .collect()
+}
+
+/// (list, kind, entry, distance) of each match, sorted: what a list says of some content.
+fn list_says(matches: &[hashsieve_triage::model::ListMatch]) -> Vec<(String, String, Option<String>, u32)> {
+    let mut out: Vec<_> =
+        matches.iter().map(|m| (m.list.clone(), m.kind.clone(), m.entry_id.clone(), m.distance)).collect();
+    out.sort();
+    out
+}
+
+/// A crop known through a listed copy says why, as a new hotline would need to be told: the
+/// list's match is the copy's (its kind and distance), and `via` names the copy's report, the
+/// basis (keypoints), the crop's own PDQ distance to the copy — beyond the threshold, computed
+/// here from the two PDQ hashes — and the figures of the keypoint alignment, as core's
+/// alignment of the two gives them. So do the report's history and, where a person confirms
+/// such matches, the hint on its item. Read as JSON, as the API and the review page read it.
+#[test]
+fn a_crop_known_through_a_listed_copy_names_keypoints_its_pdq_distance_and_the_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<&str> = PICTURES.iter().copied().filter(|name| name.starts_with("samples/")).collect();
+    let matcher = listed_by_an_earlier_store(dir.path(), &samples);
+    let (name, edit, crop, oracle) = samples
+        .iter()
+        .find_map(|name| crops_beyond_pdq(&matcher, name).into_iter().next().map(|(e, c, a)| (name, e, c, a)))
+        .expect("a sample picture with a crop beyond PDQ's reach");
+    let original = signals(&picture(name));
+    let own_distance = pdq_distance(&crop, &original);
+    assert!(own_distance > 31, "{name}, {edit}: PDQ would have matched at {own_distance}");
+    let listed = matcher.check_signals(&original);
+    assert_eq!(listed.outcome, MatchOutcome::Known);
+    let listed: Vec<_> = listed.matches.iter().map(hashsieve_triage::model::ListMatch::from).collect();
+
+    let expected_via = |found: &serde_json::Value| {
+        let via = &found["via"];
+        assert_eq!(found["via_report"], "file", "{found}");
+        assert_eq!(via["report"], "file", "{found}");
+        assert_eq!(via["how"], "keypoints", "{found}");
+        assert_eq!(via["pdq_distance"], own_distance, "{found}");
+        let alignment = &via["alignment"];
+        assert_eq!(alignment["agreeing"], oracle.agreeing, "{found}");
+        assert!(oracle.agreeing >= keypoints::MIN_AGREEING);
+        assert_eq!(alignment["mirrored"], oracle.mirrored, "{found}");
+        assert_eq!(alignment["spread_cells"], oracle.spread_cells, "{found}");
+        assert_eq!(alignment["unexplained_cells"], 0, "{found}");
+        let close = |field: &serde_json::Value, figure: f32| {
+            field.as_f64().is_some_and(|value| (value - f64::from(figure)).abs() <= 0.0005)
+        };
+        for axis in 0..2 {
+            assert!(close(&alignment["scale"][axis], oracle.scale[axis]), "{found} {oracle:?}");
+            assert!(close(&alignment["shift"][axis], oracle.shift[axis]), "{found} {oracle:?}");
+        }
+        assert!(close(&alignment["query_coverage"], oracle.query_coverage), "{found} {oracle:?}");
+        assert!(close(&alignment["stored_coverage"], oracle.stored_coverage), "{found} {oracle:?}");
+    };
+
+    let mut trusting = open(dir.path());
+    assert!(matches!(submit(&mut trusting, &matcher, "file", &original).unwrap(), Disposition::Known { .. }));
+    let outcome = submit(&mut trusting, &matcher, "crop", &crop).unwrap();
+    let Disposition::Known { matches } = &outcome else { panic!("{name}, {edit}: {outcome:?}") };
+    // The list's match is the copy's, kind and distance as the list gives them for the file.
+    assert_eq!(list_says(matches), list_says(&listed), "{name}, {edit}");
+    for found in serde_json::to_value(&outcome).unwrap()["matches"].as_array().unwrap() {
+        expected_via(found);
+    }
+    // The history (the audit of the decision) says the same.
+    let history = serde_json::to_value(trusting.history(HistoryOf::Report("crop")).unwrap()).unwrap();
+    assert_eq!(history[0]["event"], "known", "{history}");
+    history[0]["matches"].as_array().unwrap().iter().for_each(expected_via);
+    // A redelivery is answered from the record, figures and all.
+    assert_eq!(submit(&mut trusting, &matcher, "crop", &crop).unwrap(), outcome);
+    drop(trusting);
+    assert_eq!(submit(&mut open(dir.path()), &matcher, "crop", &crop).unwrap(), outcome);
+
+    // Where a person confirms such matches, the hint on the crop's item says it too.
+    let confirm = TriageOptions { near_known_is_known: false, ..TriageOptions::default() };
+    let mut confirming = Triage::open(&dir.path().join("confirming.redb"), confirm).unwrap();
+    submit(&mut confirming, &matcher, "file", &original).unwrap();
+    let (item, _) = new_item(&submit(&mut confirming, &matcher, "crop", &crop).unwrap());
+    let item = serde_json::to_value(confirming.item(item).unwrap()).unwrap();
+    let hints = item["near_list_matches"].as_array().unwrap();
+    assert!(!hints.is_empty(), "{item}");
+    hints.iter().for_each(expected_via);
+}
+
+/// One copy per list entry was kept, the first reported: when an edit of a listed picture (PDQ
+/// near the list's hash: brightened) was reported before the listed file itself, the file's
+/// crops were said to be known through the edit. The copy the list matches most closely is
+/// named — the file, matched by digest — also after reopening; a further edit, no closer than
+/// the file, is not kept.
+#[test]
+fn a_crop_is_known_through_the_copy_closest_to_the_list_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<&str> = PICTURES.iter().copied().filter(|name| name.starts_with("samples/")).collect();
+    let matcher = listed_by_an_earlier_store(dir.path(), &samples);
+    let brighter =
+        |name: &str| edits(&picture(name)).into_iter().find(|(edit, _)| *edit == "brighter").unwrap().1;
+    // A picture whose brightened copy the list matches by PDQ only, with a crop beyond PDQ.
+    let (name, edit, crop) = samples
+        .iter()
+        .find_map(|name| {
+            let verdict = matcher.check_signals(&signals(&brighter(name)));
+            let near =
+                verdict.outcome == MatchOutcome::NearKnown && verdict.matches.iter().all(|m| m.distance > 0);
+            let (edit, crop, _) = crops_beyond_pdq(&matcher, name).into_iter().next()?;
+            near.then_some((name, edit, crop))
+        })
+        .expect("a sample picture whose brightened copy is PDQ-near the list, with a crop beyond PDQ");
+    let (original, edited) = (signals(&picture(name)), signals(&brighter(name)));
+
+    let mut triage = open(dir.path());
+    let outcome = submit(&mut triage, &matcher, "edit-first", &edited).unwrap();
+    assert!(
+        matches!(&outcome, Disposition::Known { matches } if matches.iter().all(|m| m.kind == "pdq")),
+        "{outcome:?}"
+    );
+    let outcome = submit(&mut triage, &matcher, "original", &original).unwrap();
+    assert!(
+        matches!(&outcome, Disposition::Known { matches } if matches.iter().any(|m| m.kind == "sha256")),
+        "{outcome:?}"
+    );
+    // The reports the crop is known through, as `via_report` and `via` name them.
+    let through = |triage: &Triage, crop: &Signals| match triage.classify(crop, &matcher).unwrap() {
+        Classification::Known { matches } => {
+            let reports: Vec<_> = matches.iter().map(|m| m.via_report.clone()).collect();
+            assert_eq!(reports, vec![Some("original".to_string()); matches.len()], "{name}, {edit}");
+            assert!(matches.iter().any(|m| m.kind == "sha256"), "the file's own matches: {matches:?}");
+            for found in &matches {
+                assert_eq!(serde_json::to_value(found).unwrap()["via"]["report"], "original");
+            }
+        }
+        other => panic!("{name}, {edit}: {other:?}"),
+    };
+    through(&triage, &crop);
+    assert_eq!(triage.counts().unwrap().listed_copies, 2, "the file is closer to the entry than the edit");
+
+    // Another edit, reported after the file: the list matches it no more closely, so it is not kept.
+    let jpeg =
+        signals(&edits(&picture(name)).into_iter().find(|(edit, _)| *edit == "jpeg quality 40").unwrap().1);
+    assert!(matches!(submit(&mut triage, &matcher, "edit-later", &jpeg).unwrap(), Disposition::Known { .. }));
+    submit(&mut triage, &matcher, "edit-again", &edited).unwrap();
+    assert_eq!(triage.counts().unwrap().listed_copies, 2);
+    drop(triage);
+    let mut triage = open(dir.path());
+    submit(&mut triage, &matcher, "edit-once-more", &edited).unwrap();
+    assert_eq!(triage.counts().unwrap().listed_copies, 2, "reopened, the kept copies' closeness is known");
+    through(&triage, &crop);
+    let outcome = submit(&mut triage, &matcher, "crop", &crop).unwrap();
+    assert!(
+        matches!(&outcome, Disposition::Known { matches } if matches.iter().all(|m| m.via_report.as_deref() == Some("original"))),
+        "{outcome:?}"
+    );
 }
 
 /// Everything survives closing and reopening, including the near-search state.

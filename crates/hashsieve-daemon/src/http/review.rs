@@ -7,7 +7,7 @@
 //! | `POST /v1/reports` | report | `{"id", "url", "source"}`: the URL is fetched safely, hashed and decided |
 //! | `POST /v1/reports/content?id=&source=` | report | the body (or a form's file part) is the reported content |
 //! | `GET /v1/reports/{id}` | review | the report as recorded, and its item's history |
-//! | `GET /v1/review/groups?limit=&after=` | review | pending review groups, oldest first, each with its representative |
+//! | `GET /v1/review/groups?limit=&after=` | review | pending review groups, oldest first, each with its representative and its members' reports |
 //! | `GET /v1/review/groups/{group}` | review | a group and its members |
 //! | `POST /v1/review/groups/{group}/verdict` | review | `{"kind", "category", "note", "analyst"}` for every member |
 //! | `POST /v1/review/groups/{group}/split` | review | `{"items": [...]}` move to a group of their own |
@@ -88,7 +88,7 @@ pub(super) fn writes() -> Router<Arc<AppState>> {
 
 /// Pending groups listed at most per page.
 const MAX_PAGE: usize = 500;
-/// Reports of a representative listed with its group.
+/// Reports of a group's members listed with it.
 const REPORTS_SHOWN: usize = 10;
 /// Members of a group whose items are listed with it.
 const MEMBERS_SHOWN: usize = 1000;
@@ -227,7 +227,8 @@ async fn submit_url(
     let report = Report { location: memory.locate(&posted.url, Some(FetchedAt::of(&fetched))), ..report };
     let answer = decide(&state, memory, report, fetched.body.to_vec(), final_url).await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
-        source = posted.source.as_deref().unwrap_or("-"), outcome = outcome_name(&answer.outcome), "report");
+        source = posted.source.as_deref().unwrap_or("-"), outcome = outcome_name(&answer.outcome),
+        why = why(&answer.outcome), "report");
     Ok(json(&answer))
 }
 
@@ -247,8 +248,41 @@ async fn submit_content(
     let content = read_content(&headers, body, state.limits.max_body_bytes, deadline).await?;
     let answer = decide(&state, memory, report, content.to_vec(), None).await?;
     tracing::info!(target: "audit", client = %peer, token = token.unwrap_or("-"), report = answer.report_id,
-        outcome = outcome_name(&answer.outcome), "report");
+        outcome = outcome_name(&answer.outcome), why = why(&answer.outcome), "report");
     Ok(json(&answer))
+}
+
+/// Why a report was decided so, for the audit line: each list match (with the copy it came
+/// through and how it was recognised), the assessed item it inherited from, or its group.
+fn why(outcome: &Disposition) -> String {
+    match outcome {
+        Disposition::Known { matches } => matches
+            .iter()
+            .map(|found| {
+                let mut said = format!("list {} {} distance {}", found.list, found.kind, found.distance);
+                if let Some(via) = &found.via {
+                    said += &format!(
+                        " via report {} by {} (own pdq distance {}",
+                        via.report,
+                        via.how.as_str(),
+                        via.pdq_distance
+                    );
+                    if let Some(alignment) = &via.alignment {
+                        said += &format!(", {} agreeing keypoints", alignment.agreeing);
+                    }
+                    said += ")";
+                } else if let Some(report) = &found.via_report {
+                    said += &format!(" via report {report}");
+                }
+                said
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Disposition::PreviouslyAssessed { item, how, distance, .. } => {
+            format!("item {} by {} distance {distance}", item.0, how.as_str())
+        }
+        Disposition::New { group, .. } => format!("group {}", group.0),
+    }
 }
 
 fn outcome_name(outcome: &Disposition) -> &'static str {
@@ -341,10 +375,13 @@ struct PageQuery {
     after: Option<u64>,
 }
 
+/// A report of a member: where to find it.
 #[derive(Serialize)]
 struct ReportRef {
     id: String,
     source: String,
+    item: ItemId,
+    reported_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -353,7 +390,10 @@ struct PendingGroup {
     members: usize,
     oldest_report_ms: u64,
     representative: Item,
+    /// The reports of every member, the earliest first, [`REPORTS_SHOWN`] at most …
     reports: Vec<ReportRef>,
+    /// … of this many.
+    reports_total: usize,
 }
 
 #[derive(Serialize)]
@@ -377,18 +417,24 @@ async fn pending_groups(
         let page = store.pending_groups(limit, after)?;
         let mut groups = Vec::with_capacity(page.groups.len());
         for summary in page.groups {
-            let reports = store
-                .reports_of(summary.representative)?
+            let shown = store.group_reports(summary.group, REPORTS_SHOWN)?;
+            let reports = shown
+                .reports
                 .into_iter()
-                .take(REPORTS_SHOWN)
-                .map(|id| Ok(ReportRef { source: store.report(&id)?.source, id }))
-                .collect::<Result<_, TriageError>>()?;
+                .map(|report| ReportRef {
+                    id: report.id,
+                    source: report.source,
+                    item: report.item,
+                    reported_ms: report.reported_ms,
+                })
+                .collect();
             groups.push(PendingGroup {
                 group: summary.group,
                 members: summary.members,
                 oldest_report_ms: summary.oldest_report_ms,
                 representative: store.item(summary.representative)?,
                 reports,
+                reports_total: shown.total,
             });
         }
         Ok(GroupPageAnswer { groups, next: page.next, pending: store.counts()?.pending_groups })

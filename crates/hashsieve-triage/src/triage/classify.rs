@@ -8,9 +8,10 @@ use hashsieve_core::signals::Signals;
 use redb::ReadTransaction;
 
 use super::{KeypointOwner, OwnerStatus, Triage};
+use crate::crops::CropHit;
 use crate::error::{Failure, TriageError};
 use crate::listed::ListedCopy;
-use crate::model::{Classification, Item, ItemId, ItemState, ListMatch, MatchedBy};
+use crate::model::{Classification, ItemId, ItemState, KeypointAlignment, ListMatch, MatchedBy, Via};
 use crate::near::NearStatus;
 use crate::store;
 
@@ -95,9 +96,9 @@ impl Triage {
     }
 
     /// For content PDQ found nothing near, by keypoints (most agreeing first): a reframed copy
-    /// of a listed copy the lists still match is known if `near_known_is_known` (else their
-    /// matches are a hint); one of an assessed item inherits its verdict; one of a pending item
-    /// joins its group.
+    /// of listed copies the lists still match is known through the one they match most closely
+    /// if `near_known_is_known` (else its matches are a hint); one of an assessed item inherits
+    /// its verdict; one of a pending item joins its group.
     fn classify_reframed(
         &self,
         txn: &ReadTransaction,
@@ -110,15 +111,7 @@ impl Triage {
         };
         let not_inherited = |standing| standing != OwnerStatus::Item(NearStatus::Inherited);
         let hits = self.crops.same_picture(query, not_inherited);
-        let mut through_copies = Vec::new();
-        for hit in &hits {
-            if let KeypointOwner::ListedCopy(copy) = hit.id {
-                through_copies = self.listed_copy_matches(txn, copy, lists)?;
-                if !through_copies.is_empty() {
-                    break;
-                }
-            }
-        }
+        let through_copies = self.through_listed_copies(txn, signals, &hits, lists)?;
         if self.options.near_known_is_known && !through_copies.is_empty() {
             return Ok((Classification::Known { matches: through_copies }, Vec::new()));
         }
@@ -137,7 +130,7 @@ impl Triage {
             return Ok((Classification::New, through_copies));
         };
         let item = store::item(items, id)?;
-        let distance = pdq_distance(signals, &item);
+        let distance = pdq_distance(signals, item.pdq.map(|pdq| pdq.hash));
         let classification = match status {
             NearStatus::Pending(group) => {
                 Classification::Pending { item: id, group, distance, how: MatchedBy::Keypoints }
@@ -155,25 +148,49 @@ impl Triage {
         Ok((classification, through_copies))
     }
 
-    /// The lists' matches, now, of a listed copy's hashes (none if its entries were removed or
-    /// allowed since), marked with the copy's report.
-    fn listed_copy_matches(
+    /// The lists' matches, now, of the listed copy among `hits` that they match most closely
+    /// ([`ListMatch::closeness`] of its closest match; ties to the most agreeing keypoints, the
+    /// order of `hits`), each marked with the copy's report and how `signals` were recognised
+    /// as its content; none if the lists match none of them (their entries were removed or
+    /// allowed since).
+    fn through_listed_copies(
         &self,
         txn: &ReadTransaction,
-        copy: u64,
+        signals: &Signals,
+        hits: &[CropHit<KeypointOwner, OwnerStatus>],
         lists: &Matcher,
     ) -> Result<Vec<ListMatch>, Failure> {
         let copies = txn.open_table(store::LISTED_COPIES)?;
-        let bytes = copies
-            .get(copy)?
-            .ok_or_else(|| TriageError::Missing { what: "listed copy", key: copy.to_string() })?;
-        let copy: ListedCopy = store::decode(bytes.value(), "listed copy", copy)?;
-        let now = lists.check_signals(&copy.signals());
-        let via = |found: &hashsieve_core::matcher::Match| ListMatch {
-            via_report: Some(copy.report.clone()),
-            ..ListMatch::from(found)
-        };
-        Ok(now.matches.iter().filter(|found| found.suppressed_by.is_none()).map(via).collect())
+        let mut best: Option<((bool, u32), Vec<ListMatch>)> = None;
+        for hit in hits {
+            let KeypointOwner::ListedCopy(id) = hit.id else { continue };
+            let bytes = copies
+                .get(id)?
+                .ok_or_else(|| TriageError::Missing { what: "listed copy", key: id.to_string() })?;
+            let copy: ListedCopy = store::decode(bytes.value(), "listed copy", id)?;
+            let via = Via {
+                report: copy.report.clone(),
+                how: MatchedBy::Keypoints,
+                pdq_distance: pdq_distance(signals, copy.pdq.first().map(|first| first.hash)),
+                alignment: Some(KeypointAlignment::from(&hit.alignment)),
+            };
+            let now = lists.check_signals(&copy.signals());
+            let matches: Vec<ListMatch> = now
+                .matches
+                .iter()
+                .filter(|found| found.suppressed_by.is_none())
+                .map(|found| ListMatch {
+                    via_report: Some(copy.report.clone()),
+                    via: Some(via.clone()),
+                    ..ListMatch::from(found)
+                })
+                .collect();
+            let Some(closeness) = matches.iter().map(ListMatch::closeness).min() else { continue };
+            if best.as_ref().is_none_or(|(kept, _)| closeness < *kept) {
+                best = Some((closeness, matches));
+            }
+        }
+        Ok(best.map(|(_, matches)| matches).unwrap_or_default())
     }
 
     /// The hashes to search with: the eight dihedral variants (or the hash alone, if they were
@@ -190,10 +207,10 @@ impl Triage {
 
 type ItemsTable = redb::ReadOnlyTable<u64, &'static [u8]>;
 
-/// The smallest distance between the query's PDQ variants and the item's hash; 256 if either
-/// has none.
-fn pdq_distance(signals: &Signals, item: &Item) -> u32 {
-    let (Some(query), Some(stored)) = (signals.pdq, item.pdq) else { return 256 };
+/// The smallest distance between the query's PDQ variants and a stored hash; 256 if either is
+/// missing.
+fn pdq_distance(signals: &Signals, stored: Option<PdqHash>) -> u32 {
+    let (Some(query), Some(stored)) = (signals.pdq, stored) else { return 256 };
     let variants = query.dihedral.map_or_else(|| vec![query.hash], |all| all.to_vec());
-    variants.iter().map(|variant| variant.hamming_distance(&stored.hash)).min().unwrap_or(256)
+    variants.iter().map(|variant| variant.hamming_distance(&stored)).min().unwrap_or(256)
 }

@@ -11,9 +11,10 @@
 //! - `takedown`: the cases of confirmed content at URLs, opened in the transactions that
 //!   confirm it, their transitions, and what the block list, referrals and figures read
 //!   ([`Triage::record_check`], [`Triage::block_list`], …);
-//! - `review`: the review queue and the analysts' actions ([`Triage::pending_groups`],
-//!   [`Triage::assess_group`], [`Triage::split_group`], [`Triage::assess_item`]), the history
-//!   and the getters of items, groups and reports.
+//! - `review`: the review queue and its groups' reports ([`Triage::pending_groups`],
+//!   [`Triage::group_reports`]), the analysts' actions ([`Triage::assess_group`],
+//!   [`Triage::split_group`], [`Triage::assess_item`]), the history and the getters of items,
+//!   groups and reports.
 
 mod classify;
 pub(crate) mod review;

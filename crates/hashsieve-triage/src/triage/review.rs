@@ -1,12 +1,14 @@
-//! Review: the queue of pending groups, the analysts' verdicts on groups and items, splits,
-//! and the history and records of items, groups and reports.
+//! Review: the queue of pending groups and their members' reports, the analysts' verdicts on
+//! groups and items, splits, and the history and records of items, groups and reports.
+
+use std::collections::BinaryHeap;
 
 use super::takedown::{close_item_cases, follow_verdict};
 use super::{KeypointOwner, OwnerStatus, Triage};
 use crate::error::{Failure, TriageError};
 use crate::model::{
-    Assessment, Basis, Disposition, Event, EventKind, Group, GroupId, GroupPage, GroupState, GroupSummary,
-    Grouping, HistoryOf, Item, ItemId, ItemState, ReportRecord, VerdictKind,
+    Assessment, Basis, Disposition, Event, EventKind, Group, GroupId, GroupPage, GroupReports, GroupState,
+    GroupSummary, Grouping, HistoryOf, Item, ItemId, ItemState, MemberReport, ReportRecord, VerdictKind,
 };
 use crate::near::NearStatus;
 use crate::store;
@@ -322,6 +324,40 @@ impl Triage {
                 out.push(entry?.0.value().1.to_string());
             }
             Ok(out)
+        })
+    }
+
+    /// The reports of every member of a group, the earliest reported first (ties in report id
+    /// order), `limit` at most, with how many there are in all. Every report is read to find the
+    /// earliest, but only `limit` are held.
+    pub fn group_reports(&self, id: GroupId, limit: usize) -> Result<GroupReports, TriageError> {
+        self.read("read group reports", |txn| {
+            let group = store::group(&txn.open_table(store::GROUPS)?, id)?;
+            let item_reports = txn.open_table(store::ITEM_REPORTS)?;
+            let reports = txn.open_table(store::REPORTS)?;
+            // The latest of those kept on top, to give way to an earlier one.
+            let mut earliest: BinaryHeap<(u64, String, ItemId, String)> = BinaryHeap::new();
+            let mut total = 0;
+            for &member in &group.members {
+                for entry in item_reports.range((member.0, "")..(member.0.saturating_add(1), ""))? {
+                    let report = entry?.0.value().1.to_string();
+                    total += 1;
+                    let record = store::report(&reports, &report)?.ok_or_else(|| TriageError::Missing {
+                        what: "report of item",
+                        key: format!("{report:?}"),
+                    })?;
+                    earliest.push((record.reported_ms, record.id, member, record.source));
+                    if earliest.len() > limit {
+                        earliest.pop();
+                    }
+                }
+            }
+            let reports = earliest
+                .into_sorted_vec()
+                .into_iter()
+                .map(|(reported_ms, id, item, source)| MemberReport { id, source, reported_ms, item })
+                .collect();
+            Ok(GroupReports { reports, total })
         })
     }
 

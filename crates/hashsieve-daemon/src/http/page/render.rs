@@ -115,6 +115,11 @@ fn age(reported_ms: u64) -> String {
     }
 }
 
+/// A share, 0..=1, as a whole percentage.
+fn percent(share: f32) -> String {
+    format!("{:.0}%", share * 100.0)
+}
+
 fn time(at_ms: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms))
 }
@@ -181,7 +186,14 @@ fn list_match(hint: &ListMatch) -> Markup {
             "List " strong { (hint.list) } ", " (hint.kind) " at distance " (hint.distance)
             @if let Some(category) = &hint.category { ", category " (category) }
             @if let Some(entry) = &hint.entry_id { ", entry " code { (entry) } }
-            @if let Some(report) = &hint.via_report { ", through report " code { (report) } }
+            @if let Some(via) = &hint.via {
+                ", through report " code { (via.report) } " (this picture recognised as its content by "
+                (via.how.as_str())
+                @if let Some(alignment) = &via.alignment {
+                    ": " (alignment.agreeing) " agreeing points, " (percent(alignment.stored_coverage)) " of it covered"
+                }
+                "; its own PDQ distance " (via.pdq_distance) ")"
+            } @else if let Some(report) = &hint.via_report { ", through report " code { (report) } }
         }
     }
 }
@@ -193,7 +205,7 @@ fn basis(basis: &Basis) -> Markup {
             html! { "through group " (group.0) ", shown by item " (representative.0) }
         }
         Basis::Inherited { from, distance, how } => {
-            html! { "inherited from item " (from.0) " (" (format!("{how:?}").to_lowercase()) ", distance " (distance) ")" }
+            html! { "inherited from item " (from.0) " (" (how.as_str()) ", distance " (distance) ")" }
         }
     }
 }
