@@ -246,10 +246,55 @@ async fn an_analyst_reviews_in_chromium_by_keyboard() {
     press(&client, 'b').await;
     eventually("blurred again", || async { loaded().await == (true, "blurred".into()) }).await;
 
-    // Split the last member off with the keyboard: j to it, x to select, s to split.
+    // Another member in the preview: j twice to the second, v shows it blurred, r reveals it.
     let members = client.find_all(Locator::Css("tr.member")).await.unwrap().len();
     assert_eq!(members, 6);
-    for _ in 0..members {
+    press(&client, 'j').await;
+    press(&client, 'j').await;
+    let second = client
+        .execute("return Number(document.querySelectorAll('tr.member')[1].dataset.item);", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert_ne!(second, item);
+    let shown = || async {
+        client
+            .execute("return Number(document.getElementById('preview').dataset.item);", vec![])
+            .await
+            .unwrap()
+    };
+    press(&client, 'v').await;
+    eventually("the member, blurred", || async {
+        shown().await == json!(second) && loaded().await == (true, "blurred".into())
+    })
+    .await;
+    press(&client, 'r').await;
+    eventually("the member softened", || async { loaded().await == (true, "softened".into()) }).await;
+    eventually("its audit lines", || async { viewed_steps(&log, second) == ["blurred", "softened"] }).await;
+
+    // At 200% zoom (a viewport half as wide) nothing needs scrolling sideways, and every
+    // control has a name to read out.
+    client.set_window_size(640, 1000).await.unwrap();
+    let fits = "return [document.documentElement.scrollWidth, window.innerWidth];";
+    let widths = client.execute(fits, vec![]).await.unwrap();
+    assert!(widths[1].as_u64().unwrap() <= 660, "the window is narrow: {widths}");
+    assert!(widths[0].as_u64() <= widths[1].as_u64(), "no sideways scrolling at 200%: {widths}");
+    let unnamed = client
+        .execute(
+            "return Array.from(document.querySelectorAll('a, button, input:not([type=hidden]), img'))
+               .filter(e => !((e.getAttribute('aria-label') || '') + (e.alt || '') + e.textContent
+                 + Array.from(e.labels || []).map(l => l.textContent).join('')).trim())
+               .map(e => e.outerHTML);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unnamed, json!([]), "controls without a name");
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Split the last member off with the keyboard: j to it, x to select, s to split.
+    for _ in 2..members {
         press(&client, 'j').await;
     }
     press(&client, 'x').await;
@@ -260,7 +305,10 @@ async fn an_analyst_reviews_in_chromium_by_keyboard() {
     })
     .await;
     let page = client.source().await.unwrap();
-    assert!(page.contains("Images revealed today: <strong>1</strong>"), "the reveals are counted");
+    assert!(
+        page.contains("Images revealed today: <strong>2</strong>"),
+        "the reveals are counted: two images"
+    );
 
     // One key judges the five: illegal, category A. The page moves on to the next group.
     let md5 = md5sum(&sample("q1050.jpg"));

@@ -39,6 +39,7 @@ fn start(dir: &Path) -> Hashsieved {
             "index = {index:?}\nwritable = true\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [triage]\nstore = {:?}\nexport_list = \"hotline\"\n\
              [review_ui]\nenabled = true\ncategories = [\"A\", \"B\"]\nundo_secs = 60\n\
+             priority_sources = [\"police\"]\n\
              [logging]\njson = true\n{}{}{}",
             dir.join("triage.redb"),
             token("form", REPORTER, "report"),
@@ -189,6 +190,22 @@ fn an_analyst_signs_in_reveals_step_by_step_judges_undoes_and_splits() {
         largest.find(&format!("/review/groups/{}\"", other["group"])).unwrap(),
     );
     assert!(at_group < at_other, "the three-item group first");
+    // The one-item group reported again, by the police: first by priority.
+    let by_police = request(
+        address,
+        "POST",
+        "/v1/reports/content?id=r10&source=police",
+        Some(REPORTER),
+        &read("square-256x256.jpg"),
+    );
+    assert_eq!(by_police.json()["group"], other["group"], "{}", text(&by_police));
+    let priority = text(&browser.get("/review/?order=priority"));
+    assert!(priority.contains("reported by police first"), "{priority}");
+    let (at_group, at_other) = (
+        priority.find(&format!("/review/groups/{group}\"")).unwrap(),
+        priority.find(&format!("/review/groups/{}\"", other["group"])).unwrap(),
+    );
+    assert!(at_other < at_group, "the police's report first");
 
     // The group page shows the representative blurred, and every member.
     let group_page = browser.get(&format!("/review/groups/{group}"));
@@ -220,6 +237,53 @@ fn an_analyst_signs_in_reveals_step_by_step_judges_undoes_and_splits() {
     assert_eq!(sizes[4], (original.width(), original.height()), "full size");
     assert!(sizes[0].0.max(sizes[0].1) <= 256, "small: {:?}", sizes[0]);
     assert_eq!(browser.get(&format!("/review/items/{item}/preview/raw")).status, 404);
+
+    // The analyst's own defaults: previews start softened, at 128 pixels. Only the gentler
+    // steps and the sizes offered are taken.
+    let settings = text(&browser.get("/review/settings"));
+    assert!(settings.contains("value=\"blurred\" id=\"first-blurred\" checked"), "{settings}");
+    for refused in [
+        [("first_step", "colour"), ("preview_pixels", "128")],
+        [("first_step", "softened"), ("preview_pixels", "4000")],
+    ] {
+        let mut form = refused.to_vec();
+        form.push(("csrf", &csrf));
+        assert_eq!(browser.post("/review/settings", &form, &[]).status, 422, "{refused:?}");
+    }
+    assert_eq!(
+        browser
+            .post("/review/settings", &[("first_step", "softened"), ("preview_pixels", "128")], &[])
+            .status,
+        403
+    );
+    let saved = browser.post(
+        "/review/settings",
+        &[("first_step", "softened"), ("preview_pixels", "128"), ("csrf", &csrf)],
+        &[],
+    );
+    assert_eq!((saved.status, saved.header("location")), (303, Some("/review/settings?saved=true")));
+    assert!(
+        text(&browser.get("/review/settings?saved=true"))
+            .contains("value=\"softened\" id=\"first-softened\" checked")
+    );
+    let other_item = other["item"].as_u64().unwrap();
+    let other_page = text(&browser.get(&format!("/review/groups/{}", other["group"])));
+    assert!(
+        other_page.contains(&format!("src=\"/review/items/{other_item}/preview/softened\"")),
+        "{other_page}"
+    );
+    assert!(other_page.contains("data-steps=\"softened greyscale colour full-size\""), "{other_page}");
+    let small = browser.get(&format!("/review/items/{other_item}/preview/softened"));
+    let small = image::load_from_memory(&small.body).unwrap();
+    assert!(small.width().max(small.height()) <= 128, "{}x{}", small.width(), small.height());
+    // Kept in the triage store (tests/triage.rs holds them across a restart); back to the
+    // hotline's defaults for the rest of this test.
+    let restored = browser.post(
+        "/review/settings",
+        &[("first_step", "blurred"), ("preview_pixels", "256"), ("csrf", &csrf)],
+        &[],
+    );
+    assert_eq!(restored.status, 303);
 
     // A state change without the session's CSRF token, or from another site, is refused.
     let verdict_path = format!("/review/groups/{group}/verdict");

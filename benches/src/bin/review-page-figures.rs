@@ -5,8 +5,9 @@
 //! items: synthetic PDQ hashes, a few bits apart within a group and random between groups,
 //! digests of distinct bytes), starts the daemon on it with the review page enabled, signs in
 //! as an analyst, and times `--calls` requests of each page, one connection each:
-//! `GET /review/` (oldest first), `GET /review/?order=largest`, and `GET /review/groups/{g}`
-//! for random groups. It prints the median and p99 of each.
+//! `GET /review/` (oldest first), `GET /review/?order=largest`, `GET /review/?order=priority`
+//! (one report in 97 comes from the priority source `police`) and `GET /review/groups/{g}` for
+//! random groups. It prints the median and p99 of each.
 //!
 //!   review-page-figures --daemon target/release/hashsieved [--groups 10000] [--calls 400]
 
@@ -58,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         &config,
         format!(
             "index = {index:?}\n[http]\nlisten = \"127.0.0.1:0\"\n[triage]\nstore = {:?}\n\
-             [review_ui]\nenabled = true\n[limits]\nrequest_timeout_secs = 60\n\
+             [review_ui]\nenabled = true\npriority_sources = [\"police\"]\n[limits]\nrequest_timeout_secs = 60\n\
              [[tokens]]\nid = \"analyst\"\nsha256 = \"{digest}\"\nroles = [\"review\"]\n",
             work.path().join("triage.redb")
         ),
@@ -104,7 +105,10 @@ fn fill_store(path: &std::path::Path, groups: usize) -> anyhow::Result<usize> {
             };
             let report = Report {
                 id: format!("r-{group}-{member}"),
-                source: format!("https://site-{}.example/{group}/{member}.jpg", group % 97),
+                source: match (group * 5 + member) % 97 {
+                    0 => "police".to_string(),
+                    site => format!("https://site-{site}.example/{group}/{member}.jpg"),
+                },
                 reported_ms: 1_790_000_000_000 + (group * 10 + member) as u64,
                 location: None,
             };
@@ -140,6 +144,7 @@ fn measure(address: SocketAddr, groups: usize, calls: usize) -> anyhow::Result<(
     let pages = [
         ("queue, oldest first", vec!["/review/".to_string(); calls]),
         ("queue, largest first", vec!["/review/?order=largest".to_string(); calls]),
+        ("queue, priority first", vec!["/review/?order=priority".to_string(); calls]),
         ("a group page", random_groups),
     ];
     println!("review page, {groups} pending groups, {calls} calls each (one connection each):");

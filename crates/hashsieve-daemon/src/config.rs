@@ -409,6 +409,9 @@ pub struct ReviewUiConfig {
     pub refetch: bool,
     /// The longest side of a preview, in pixels, before the analyst asks for full size.
     pub preview_pixels: u32,
+    /// Report sources to review first, most urgent first (the queue's order `priority`: a
+    /// group reported from any of them by any member's report, by the best-ranked one).
+    pub priority_sources: Vec<String>,
 }
 
 impl Default for ReviewUiConfig {
@@ -423,6 +426,7 @@ impl Default for ReviewUiConfig {
             content_ttl_secs: 24 * 3600,
             refetch: true,
             preview_pixels: 256,
+            priority_sources: Vec::new(),
         }
     }
 }

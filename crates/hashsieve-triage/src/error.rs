@@ -128,6 +128,12 @@ pub enum TriageError {
         /// How many members the group has.
         members: usize,
     },
+    /// An analyst's preferences are longer than the store keeps.
+    #[error("preferences of {bytes} bytes; at most {} are kept", crate::MAX_PREFERENCES_BYTES)]
+    PreferencesTooLarge {
+        /// Their length.
+        bytes: usize,
+    },
     /// The matcher refused the exported changes (nothing was marked exported).
     #[error("exporting to list {list:?}: {source}")]
     Export {

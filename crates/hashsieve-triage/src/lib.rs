@@ -125,5 +125,5 @@ mod store;
 mod triage;
 
 pub use crate::error::TriageError;
-pub use crate::triage::review::representative;
+pub use crate::triage::review::{MAX_PREFERENCES_BYTES, representative};
 pub use crate::triage::{Counts, FORMAT_VERSION, Triage, TriageOptions};

@@ -23,6 +23,7 @@
 //! | `notices_due` | (due time, case id) | – : cases at home whose notice is still to be delivered |
 //! | `item_cases` | (item id, case id) | – : every case of an item, to close on a corrected verdict |
 //! | `blocking` | (normalised URL, case id) | (confirmed at, abroad, whole host): every active case, what the block list is made of |
+//! | `preferences` | analyst | the analyst's preferences, as the application that keeps them wrote them (the review page: JSON) |
 //!
 //! [`Keypoints::to_bytes`]: hashsieve_core::keypoints::Keypoints::to_bytes
 //! [`Case`]: crate::takedown::Case
@@ -61,6 +62,7 @@ pub(crate) const CASES_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::n
 pub(crate) const NOTICES_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("notices_due");
 pub(crate) const ITEM_CASES: TableDefinition<(u64, u64), ()> = TableDefinition::new("item_cases");
 pub(crate) const BLOCKING: TableDefinition<(&str, u64), (u64, bool, bool)> = TableDefinition::new("blocking");
+pub(crate) const PREFERENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("preferences");
 
 pub(crate) const FORMAT_KEY: &str = "format";
 const NEXT_ITEM: &str = "next_item";
@@ -97,6 +99,7 @@ pub(crate) struct Tables<'t> {
     pub(crate) item_cases: Table<'t, (u64, u64), ()>,
     pub(crate) notices_due: Table<'t, (u64, u64), ()>,
     pub(crate) blocking: Table<'t, (&'static str, u64), (u64, bool, bool)>,
+    pub(crate) preferences: Table<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -123,6 +126,7 @@ impl<'t> Tables<'t> {
             item_cases: txn.open_table(ITEM_CASES)?,
             notices_due: txn.open_table(NOTICES_DUE)?,
             blocking: txn.open_table(BLOCKING)?,
+            preferences: txn.open_table(PREFERENCES)?,
         })
     }
 

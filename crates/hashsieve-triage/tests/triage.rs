@@ -1057,3 +1057,67 @@ fn the_largest_pending_groups_come_first() {
     assert_eq!(pages, expected);
     assert!(pages[0].members > pages[11].members);
 }
+
+#[test]
+fn the_priority_sources_groups_come_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let matcher = matcher(dir.path());
+    let mut triage = open(dir.path());
+    let mut rng = hashsieve_testkit::Rng::new(9);
+    let sources = ["web-form", "police", "partner", "crawler"];
+    // Each member of a group reported from a source of its own, so that a group's rank is
+    // decided by any member's report, not the first alone.
+    let mut reported_from = Vec::new();
+    for group in 0..16usize {
+        let base = PdqHash(rng.bytes());
+        let members = 1 + (group * 5) % 3;
+        let mut from = Vec::new();
+        for member in 0..members {
+            let source = sources[(group * 3 + member * 7) % sources.len()];
+            let bytes = format!("group {group} member {member}").into_bytes();
+            let report = Report { source: source.to_string(), ..report(&format!("r-{group}-{member}")) };
+            triage.submit(&report, &synthetic(&bytes, flipped(&base, 0..member), 100), &matcher).unwrap();
+            from.push(source);
+        }
+        reported_from.push(from);
+    }
+    let priorities = vec!["police".to_string(), "partner".to_string()];
+    // The oracle: each group's best-ranked source, by brute force over what was submitted.
+    let pending = triage.pending_groups(100, None).unwrap().groups;
+    assert_eq!(pending.len(), 16, "every group stays apart");
+    let rank = |from: &[&str]| {
+        from.iter().filter_map(|s| priorities.iter().position(|p| p == s)).min().unwrap_or(priorities.len())
+    };
+    let mut expected: Vec<_> =
+        pending.iter().zip(&reported_from).map(|(summary, from)| (rank(from), summary.clone())).collect();
+    expected.sort_by_key(|(rank, summary)| (*rank, summary.group));
+    let expected: Vec<_> = expected.into_iter().map(|(_, summary)| summary).collect();
+    let mut pages = Vec::new();
+    for skip in (0..18).step_by(5) {
+        pages.extend(triage.pending_groups_by_source(&priorities, skip, 5).unwrap());
+    }
+    assert_eq!(pages, expected);
+    let ranks: std::collections::BTreeSet<usize> = reported_from.iter().map(|from| rank(from)).collect();
+    assert_eq!(ranks.into_iter().collect::<Vec<_>>(), [0, 1, 2], "every rank is there to order");
+    // Without priorities it is the queue's own order.
+    assert_eq!(triage.pending_groups_by_source(&[], 0, 100).unwrap(), pending);
+}
+
+#[test]
+fn an_analysts_preferences_are_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut triage = open(dir.path());
+    assert_eq!(triage.preferences("alice").unwrap(), None);
+    triage.set_preferences("alice", b"{\"first_step\":\"softened\"}").unwrap();
+    triage.set_preferences("bob", b"{}").unwrap();
+    triage.set_preferences("alice", b"{\"first_step\":\"greyscale\"}").unwrap();
+    let too_long = vec![b' '; hashsieve_triage::MAX_PREFERENCES_BYTES + 1];
+    assert!(matches!(
+        triage.set_preferences("alice", &too_long),
+        Err(TriageError::PreferencesTooLarge { bytes }) if bytes == too_long.len()
+    ));
+    drop(triage);
+    let triage = open(dir.path());
+    assert_eq!(triage.preferences("alice").unwrap().as_deref(), Some(&b"{\"first_step\":\"greyscale\"}"[..]));
+    assert_eq!(triage.preferences("bob").unwrap().as_deref(), Some(&b"{}"[..]));
+}

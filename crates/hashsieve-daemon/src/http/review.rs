@@ -125,6 +125,9 @@ impl From<TriageError> for Problem {
             TriageError::NotInGroup { .. } | TriageError::BadSplit { .. } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-split", detail)
             }
+            TriageError::PreferencesTooLarge { .. } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-preferences", detail)
+            }
             TriageError::EmptyReportId | TriageError::NoDigest { .. } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-report", detail)
             }

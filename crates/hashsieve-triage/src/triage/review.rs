@@ -15,6 +15,9 @@ use crate::store;
 use crate::takedown::Confirmation;
 use redb::ReadableTable;
 
+/// The most bytes of preferences kept per analyst.
+pub const MAX_PREFERENCES_BYTES: usize = 4096;
+
 impl Triage {
     /// A page of groups awaiting review, in the order they were started, `limit` at most,
     /// starting after the group `after` (the previous page's [`GroupPage::next`]).
@@ -63,6 +66,79 @@ impl Triage {
                 .take(limit)
                 .map(|(_, id)| summary(&store::group(&groups, id)?, &items))
                 .collect()
+        })
+    }
+
+    /// Groups awaiting review, those reported by the hotline's priority sources first: by the
+    /// best-ranked source among all their members' reports (`sources` in order of priority),
+    /// then in the order they were started; groups no priority source reported follow in that
+    /// order. `limit` at most, after the first `skip`. Every pending report's source is read,
+    /// only the groups listed have their members read.
+    pub fn pending_groups_by_source(
+        &self,
+        sources: &[String],
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<GroupSummary>, TriageError> {
+        /// The one field of a report record the ranking needs.
+        #[derive(serde::Deserialize)]
+        struct Source {
+            source: String,
+        }
+        self.read("list pending groups by source", |txn| {
+            let pending = txn.open_table(store::PENDING_GROUPS)?;
+            let groups = txn.open_table(store::GROUPS)?;
+            let items = txn.open_table(store::ITEMS)?;
+            let item_reports = txn.open_table(store::ITEM_REPORTS)?;
+            let reports = txn.open_table(store::REPORTS)?;
+            let mut ranked = Vec::new();
+            for entry in pending.iter()? {
+                let group = store::group(&groups, GroupId(entry?.0.value()))?;
+                let mut rank = sources.len();
+                'members: for member in &group.members {
+                    for entry in item_reports.range((member.0, "")..(member.0.saturating_add(1), ""))? {
+                        let key = entry?.0;
+                        let report = key.value().1;
+                        let Some(record) = reports.get(report)? else { continue };
+                        let Source { source } = store::decode(record.value(), "report", report)?;
+                        if let Some(position) = sources.iter().position(|wanted| *wanted == source) {
+                            rank = rank.min(position);
+                            if rank == 0 {
+                                break 'members;
+                            }
+                        }
+                    }
+                }
+                ranked.push((rank, group.id));
+            }
+            ranked.sort_unstable();
+            ranked
+                .into_iter()
+                .skip(skip)
+                .take(limit)
+                .map(|(_, id)| summary(&store::group(&groups, id)?, &items))
+                .collect()
+        })
+    }
+
+    /// The preferences `analyst` last saved ([`Triage::set_preferences`]); none if they never
+    /// did. The store keeps them as given: their meaning is the application's.
+    pub fn preferences(&self, analyst: &str) -> Result<Option<Vec<u8>>, TriageError> {
+        self.read("read preferences", |txn| {
+            let table = txn.open_table(store::PREFERENCES)?;
+            Ok(table.get(analyst)?.map(|value| value.value().to_vec()))
+        })
+    }
+
+    /// Keeps `analyst`'s preferences (at most [`MAX_PREFERENCES_BYTES`](crate::MAX_PREFERENCES_BYTES)), durably, in place of
+    /// those saved before.
+    pub fn set_preferences(&mut self, analyst: &str, preferences: &[u8]) -> Result<(), TriageError> {
+        if preferences.len() > MAX_PREFERENCES_BYTES {
+            return Err(TriageError::PreferencesTooLarge { bytes: preferences.len() });
+        }
+        self.write("save preferences", |tables| {
+            tables.preferences.insert(analyst, preferences)?;
+            Ok(())
         })
     }
 

@@ -35,20 +35,25 @@ pub(crate) struct Queue {
 }
 
 /// A page of the queue in `order`, `size` groups long: oldest first after the group `after`,
-/// or largest first the page `number`.
+/// or largest first or by priority `sources` the page `number`.
 pub(crate) async fn queue(
     memory: Arc<VerdictMemory>,
     order: Order,
+    sources: &[String],
     after: Option<GroupId>,
     number: usize,
     size: usize,
 ) -> Result<Queue, Problem> {
+    let sources = sources.to_vec();
     with_store(memory, move |store, _| {
         let pending = store.counts()?.pending_groups;
         let summaries = match order {
             // Paged by the store's own cursor: only the groups shown are read.
             Order::Oldest => store.pending_groups(size + 1, after)?.groups,
             Order::Largest => store.largest_pending_groups(number.saturating_mul(size), size + 1)?,
+            Order::Priority => {
+                store.pending_groups_by_source(&sources, number.saturating_mul(size), size + 1)?
+            }
         };
         let more = summaries.len() > size;
         let mut groups = Vec::with_capacity(size);

@@ -14,13 +14,14 @@
 //! |---|---|
 //! | `GET /review/sign-in`, `POST /review/sign-in` | sign in with a review token |
 //! | `POST /review/sign-out` | sign out |
-//! | `GET /review/?order=oldest\|largest&after=` | the queue of pending groups |
+//! | `GET /review/?order=oldest\|largest\|priority&after=&page=` | the queue of pending groups |
 //! | `GET /review/groups/{group}` | a group: its representative, members, reports, hints, history |
 //! | `GET /review/next?after={group}` | the next pending group after one |
 //! | `GET /review/items/{item}/preview/{step}` | an item's preview at a step (an audited view) |
 //! | `POST /review/groups/{group}/verdict` | `kind` = illegal (with `category`), legal or unclear |
 //! | `POST /review/groups/{group}/split` | `item` (repeated): move them to a group of their own |
 //! | `POST /review/undo` | take back this session's last verdict, within `undo_secs` |
+//! | `GET /review/settings`, `POST /review/settings` | the analyst's own defaults ([`preferences`]) |
 //! | `GET /review/assets/{file}` | the page's script and style sheet |
 //!
 //! Verdicts, splits and undos go through the same functions as the JSON API
@@ -40,6 +41,7 @@
 //! threshold; otherwise it says the content is no longer available and gives the hashes.
 
 mod content;
+mod preferences;
 mod render;
 pub mod session;
 
@@ -64,9 +66,12 @@ use serde::Deserialize;
 
 use super::extract::{Deadline, read_body};
 use super::problem::Problem;
-use super::review::{Judged, record_split, record_verdict, reopen_group, verdict_memory};
+use super::review::{
+    Judged, record_split, record_verdict, reopen_group, verdict_memory, with_store, with_store_mut,
+};
 use crate::config::{ReviewUiConfig, Role};
 use crate::state::AppState;
+use preferences::Preferences;
 use session::{LastVerdict, Session, Sessions};
 
 /// Where the page is served.
@@ -83,6 +88,7 @@ pub(crate) const ROUTES: &[&str] = &[
     "/review/groups/{group}/split",
     "/review/items/{item}/preview/{step}",
     "/review/undo",
+    "/review/settings",
     "/review/assets/{file}",
 ];
 
@@ -157,6 +163,7 @@ pub(super) fn router(state: &AppState, secure: bool) -> Option<Router<Arc<AppSta
         .route("/review/groups/{group}/split", post(split))
         .route("/review/items/{item}/preview/{step}", get(preview))
         .route("/review/undo", post(undo))
+        .route("/review/settings", get(settings).post(save_settings))
         .route("/review/assets/{file}", get(asset))
         .layer(Extension(page))
         .layer(middleware::from_fn(protect));
@@ -363,6 +370,8 @@ pub(crate) enum Order {
     Oldest,
     /// The most members first (one look decides the most items).
     Largest,
+    /// Reported from the hotline's priority sources first (`priority_sources`), then oldest.
+    Priority,
 }
 
 #[derive(Deserialize)]
@@ -389,9 +398,11 @@ async fn queue(
         query.map_err(|err| Problem::new(StatusCode::BAD_REQUEST, "bad-query", err.body_text()))?;
     let number = query.page.unwrap_or(0);
     let after = query.after.map(GroupId);
-    let queue = content::queue(verdict_memory(&state)?, query.order, after, number, QUEUE_PAGE).await?;
+    let sources = page.config.priority_sources.clone();
+    let queue =
+        content::queue(verdict_memory(&state)?, query.order, &sources, after, number, QUEUE_PAGE).await?;
     let header = header_of(&page, &signed_in);
-    Ok(html(render::queue(&header, &queue, query.order, number)))
+    Ok(html(render::queue(&header, &queue, query.order, number, &sources)))
 }
 
 /// What every page's header shows.
@@ -429,9 +440,64 @@ async fn group_page(
 ) -> Result<Response, Refusal> {
     let signed_in = signed_in(&page, &headers)?;
     let group = group_of(path)?;
-    let shown = content::group(verdict_memory(&state)?, group).await?;
+    let memory = verdict_memory(&state)?;
+    let preferences = preferences_of(&page, &memory, &signed_in.session.analyst).await?;
+    let shown = content::group(memory, group).await?;
     let header = header_of(&page, &signed_in);
-    Ok(html(render::group(&header, &shown, &page.config.categories)))
+    Ok(html(render::group(&header, &shown, &page.config.categories, preferences)))
+}
+
+async fn preferences_of(
+    page: &Page,
+    memory: &Arc<crate::verdict_memory::VerdictMemory>,
+    analyst: &str,
+) -> Result<Preferences, Problem> {
+    let (config, analyst) = (page.config.clone(), analyst.to_string());
+    with_store(Arc::clone(memory), move |store, _| Preferences::of(store, &analyst, &config)).await
+}
+
+#[derive(Deserialize)]
+struct SettingsQuery {
+    #[serde(default)]
+    saved: bool,
+}
+
+async fn settings(
+    State(state): State<Arc<AppState>>,
+    Extension(page): Extension<Arc<Page>>,
+    query: Result<Query<SettingsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let signed_in = signed_in(&page, &headers)?;
+    let saved = query.is_ok_and(|Query(query)| query.saved);
+    let preferences = preferences_of(&page, &verdict_memory(&state)?, &signed_in.session.analyst).await?;
+    let header = header_of(&page, &signed_in);
+    Ok(html(render::settings(&header, preferences, saved)))
+}
+
+async fn save_settings(
+    State(state): State<Arc<AppState>>,
+    Extension(page): Extension<Arc<Page>>,
+    Extension(deadline): Extension<Deadline>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Refusal> {
+    let (signed_in, form) = checked_post(&state, &page, &headers, body, deadline).await?;
+    let pixels = form.get("preview_pixels").and_then(|pixels| pixels.parse().ok()).unwrap_or(0);
+    let chosen = Preferences::checked(form.get("first_step").unwrap_or_default(), pixels, &page.config)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-settings",
+                "choose a step and a size the page offers",
+            )
+        })?;
+    let analyst = signed_in.session.analyst.clone();
+    tracing::info!(target: "audit", client = %peer, analyst, first_step = chosen.first_step.as_str(),
+        preview_pixels = chosen.preview_pixels, "settings");
+    with_store_mut(verdict_memory(&state)?, move |store, _| chosen.save(store, &analyst)).await?;
+    Ok(Redirect::to("/review/settings?saved=true").into_response())
 }
 
 #[derive(Deserialize)]
@@ -546,8 +612,9 @@ async fn preview(
         Problem::new(StatusCode::NOT_FOUND, "no-such-step", err.to_string())
     })?;
     let analyst = signed_in.session.analyst;
-    let made =
-        content::preview(&state, verdict_memory(&state)?, item, step, page.config.preview_pixels).await?;
+    let memory = verdict_memory(&state)?;
+    let pixels = preferences_of(&page, &memory, &analyst).await?.preview_pixels;
+    let made = content::preview(&state, memory, item, step, pixels).await?;
     let Some(preview) = made else {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,

@@ -8,22 +8,76 @@ use hashsieve_triage::model::{Basis, Event, EventKind, Item, ItemState, ListMatc
 use maud::{DOCTYPE, Markup, html};
 
 use super::content::{Member, Queue, ShownGroup};
+use super::preferences::{FIRST_STEPS, Preferences, SIZES};
 use super::{Header, Order};
 
 /// The keyboard shortcuts, as the page lists them (the script binds the same keys).
 const SHORTCUTS: &[(&str, &str)] = &[
     ("r", "reveal the next step (less blur, sharp, colour, full size)"),
-    ("b", "blur again"),
+    ("b", "back to the first step (blurred, or your own default)"),
     ("1–9", "illegal, in the hotline's category of that number"),
     ("l", "legal"),
     ("u", "unclear"),
     ("x", "select or unselect the focused member for a split"),
     ("j / k", "focus the next / previous member"),
+    ("v", "show the focused member in the preview, blurred"),
     ("s", "split the selected members into a group of their own"),
     ("z", "undo the verdict just given"),
     ("n", "skip to the next group"),
     ("q", "back to the queue"),
 ];
+
+pub(super) fn settings(header: &Header, preferences: Preferences, saved: bool) -> Markup {
+    layout(
+        "Settings",
+        Some(header),
+        html! {
+            h1 { "Your settings" }
+            @if saved { p class="alert" role="status" { "Saved." } }
+            p { "How previews start for you. Whatever you choose, every view past the blurred step counts as an image revealed." }
+            form method="post" action="/review/settings" class="settings" {
+                input type="hidden" name="csrf" value=(header.csrf);
+                fieldset {
+                    legend { "Previews start" }
+                    @for step in FIRST_STEPS {
+                        div {
+                            input type="radio" name="first_step" value=(step.as_str()) id={ "first-" (step.as_str()) }
+                                checked[step == preferences.first_step];
+                            label for={ "first-" (step.as_str()) } { (step_words(step)) }
+                        }
+                    }
+                }
+                label for="preview-pixels" { "Preview size, longest side" }
+                select name="preview_pixels" id="preview-pixels" {
+                    @for size in sizes(preferences.preview_pixels) {
+                        option value=(size) selected[size == preferences.preview_pixels] { (size) " pixels" }
+                    }
+                }
+                button type="submit" { "Save" }
+            }
+        },
+    )
+}
+
+fn step_words(step: RevealStep) -> &'static str {
+    match step {
+        RevealStep::Blurred => "blurred, in greyscale (the safest)",
+        RevealStep::Softened => "lightly blurred, in greyscale",
+        RevealStep::Greyscale => "sharp, in greyscale",
+        RevealStep::Colour => "sharp, in colour",
+        RevealStep::FullSize => "at full size",
+    }
+}
+
+/// The sizes offered, with the current one if the hotline's default is another.
+fn sizes(current: u32) -> Vec<u32> {
+    let mut sizes = SIZES.to_vec();
+    if !sizes.contains(&current) {
+        sizes.push(current);
+        sizes.sort_unstable();
+    }
+    sizes
+}
 
 pub(super) fn verdict_name(kind: &VerdictKind) -> String {
     match kind {
@@ -50,6 +104,7 @@ fn layout(title: &str, header: Option<&Header>, body: Markup) -> Markup {
                 @if let Some(header) = header {
                     header class="bar" {
                         a href="/review/" { "Queue" }
+                        a href="/review/settings" { "Settings" }
                         span { "Signed in as " strong { (header.analyst) } }
                         span id="revealed" { "Images revealed today: " strong { (header.revealed_today) } }
                         form method="post" action="/review/sign-out" {
@@ -124,11 +179,25 @@ fn time(at_ms: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms))
 }
 
-pub(super) fn queue(header: &Header, queue: &Queue, order: Order, number: usize) -> Markup {
+pub(super) fn queue(
+    header: &Header,
+    queue: &Queue,
+    order: Order,
+    number: usize,
+    sources: &[String],
+) -> Markup {
     let order_name = |o: Order| match o {
         Order::Oldest => "oldest",
         Order::Largest => "largest",
+        Order::Priority => "priority",
     };
+    let mut orders = vec![
+        (Order::Oldest, "oldest first".to_string()),
+        (Order::Largest, "largest groups first".to_string()),
+    ];
+    if !sources.is_empty() {
+        orders.push((Order::Priority, format!("reported by {} first", sources.join(", "))));
+    }
     layout(
         "Queue",
         Some(header),
@@ -137,11 +206,11 @@ pub(super) fn queue(header: &Header, queue: &Queue, order: Order, number: usize)
             p { (queue.pending) " groups await review." }
             nav aria-label="Order" {
                 "Order: "
-                @for (o, label) in [(Order::Oldest, "oldest first"), (Order::Largest, "largest groups first")] {
-                    @if o == order {
+                @for (o, label) in &orders {
+                    @if *o == order {
                         strong aria-current="true" { (label) }
                     } @else {
-                        a href={ "/review/?order=" (order_name(o)) } { (label) }
+                        a href={ "/review/?order=" (order_name(*o)) } { (label) }
                     }
                     " "
                 }
@@ -170,7 +239,7 @@ pub(super) fn queue(header: &Header, queue: &Queue, order: Order, number: usize)
                 @if queue.more {
                     @let next = match order {
                         Order::Oldest => format!("/review/?order=oldest&after={}", queue.groups.last().map_or(0, |g| g.group.0)),
-                        Order::Largest => format!("/review/?order=largest&page={}", number + 1),
+                        Order::Largest | Order::Priority => format!("/review/?order={}&page={}", order_name(order), number + 1),
                     };
                     p { a href=(next) rel="next" { "More groups" } }
                 }
@@ -268,9 +337,10 @@ fn member_row(member: &Member, representative: bool) -> Markup {
                 }
             }
             td {
-                @if !representative {
-                    a href={ "/review/items/" (item.id.0) "/preview/" (RevealStep::FIRST.as_str()) } class="view" { "View blurred" }
-                }
+                // The script shows the member in the preview above, to be revealed step by
+                // step like the representative; without it the link opens the blurred step.
+                a href={ "/review/items/" (item.id.0) "/preview/" (RevealStep::FIRST.as_str()) }
+                    class="view" data-item=(item.id.0) { "Show item " (item.id.0) " blurred (v)" }
             }
         }
     }
@@ -286,7 +356,14 @@ fn hashes(item: &Item) -> Markup {
     }
 }
 
-pub(super) fn group(header: &Header, shown: &ShownGroup, categories: &[String]) -> Markup {
+pub(super) fn group(
+    header: &Header,
+    shown: &ShownGroup,
+    categories: &[String],
+    preferences: Preferences,
+) -> Markup {
+    let first = preferences.first_step;
+    let steps: Vec<&str> = preferences.steps().map(RevealStep::as_str).collect();
     let group = &shown.group;
     let pending = matches!(group.state, hashsieve_triage::model::GroupState::Pending);
     let representative = shown.members.iter().find(|member| member.item.id == shown.representative);
@@ -303,12 +380,12 @@ pub(super) fn group(header: &Header, shown: &ShownGroup, categories: &[String]) 
             @if let Some(shown_member) = representative {
                 section class="preview" aria-label="The group's representative" {
                     figure {
-                        img id="preview" src={ "/review/items/" (shown_member.item.id.0) "/preview/" (RevealStep::FIRST.as_str()) }
-                            alt={ "Item " (shown_member.item.id.0) ", blurred greyscale preview" }
+                        img id="preview" src={ "/review/items/" (shown_member.item.id.0) "/preview/" (first.as_str()) }
+                            alt={ "Item " (shown_member.item.id.0) ", preview at step " (first.as_str()) }
                             data-item=(shown_member.item.id.0)
-                            data-steps=(RevealStep::ALL.map(RevealStep::as_str).join(" "));
+                            data-steps=(steps.join(" "));
                         figcaption {
-                            "Item " (shown_member.item.id.0) ". Step: " span id="step" { (RevealStep::FIRST.as_str()) } ". "
+                            "Item " span id="shown-item" { (shown_member.item.id.0) } ". Step: " span id="step" { (first.as_str()) } ". "
                             button type="button" id="reveal" { "Reveal more (r)" }
                             " "
                             button type="button" id="reblur" { "Blur again (b)" }

@@ -18,6 +18,17 @@ document.addEventListener("DOMContentLoaded", () => {
     stepLabel.textContent = steps[step];
   }
 
+  // Another member in the preview: it starts blurred again.
+  function showMember(item) {
+    if (!preview) return;
+    preview.hidden = false;
+    document.querySelector(".unavailable").hidden = true;
+    preview.dataset.item = item;
+    document.getElementById("shown-item").textContent = item;
+    show(0);
+    preview.scrollIntoView({ block: "nearest" });
+  }
+
   if (preview) {
     document.getElementById("reveal").addEventListener("click", () => show(step + 1));
     document.getElementById("reblur").addEventListener("click", () => show(0));
@@ -28,6 +39,14 @@ document.addEventListener("DOMContentLoaded", () => {
     // Moving on re-blurs: another tab, another window, or leaving the page.
     document.addEventListener("visibilitychange", () => { if (document.hidden) show(0); });
     window.addEventListener("pagehide", () => show(0));
+  }
+
+  for (const link of document.querySelectorAll("a.view")) {
+    link.addEventListener("click", (event) => {
+      if (!preview) return;
+      event.preventDefault();
+      showMember(link.dataset.item);
+    });
   }
 
   const members = Array.from(document.querySelectorAll("tr.member"));
@@ -57,6 +76,7 @@ document.addEventListener("DOMContentLoaded", () => {
     else if (key === "z") submit("#undo");
     else if (key === "j") focusMember(focused + 1);
     else if (key === "k") focusMember(focused - 1);
+    else if (key === "v" && focused >= 0) showMember(members[focused].dataset.item);
     else if (key === "x" && focused >= 0) {
       const box = members[focused].querySelector("input[type=checkbox]");
       if (box && !box.disabled) box.checked = !box.checked;
