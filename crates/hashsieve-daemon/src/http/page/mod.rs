@@ -21,7 +21,7 @@
 //! | `POST /review/groups/{group}/verdict` | `kind` = illegal (with `category`), legal or unclear |
 //! | `POST /review/groups/{group}/split` | `item` (repeated): move them to a group of their own |
 //! | `POST /review/undo` | take back this session's last verdict, within `undo_secs` |
-//! | `GET /review/settings`, `POST /review/settings` | the analyst's own defaults ([`preferences`]) |
+//! | `GET /review/settings`, `POST /review/settings` | the analyst's own defaults (`preferences.rs`) |
 //! | `GET /review/assets/{file}` | the page's script and style sheet |
 //!
 //! Verdicts, splits and undos go through the same functions as the JSON API
