@@ -1,6 +1,6 @@
 //! Hashes videos with vPDQ and prints `file,frame_number,timestamp_s,quality,pdq_hex` lines
 //! (the reference vectors' CSV columns; the timestamp as the shortest text that reads back
-//! as the same double, like Python's `repr`), then one `# file seconds` line per video on
+//! as the same double, which on a tie may end in another digit than Python's `repr`), then one `# file seconds` line per video on
 //! stderr. `--repeats N` hashes each video N times and reports the median time.
 //!
 //!     cargo run --release -p hashsieve-video --example vpdq-hash -- [--repeats N] [--spf S] FILE...
