@@ -8,6 +8,13 @@ seconds=${1:-20}
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
+# The video_bytes target runs ffmpeg and ffprobe (tests/run.sh installs them too).
+if ! command -v ffprobe >/dev/null 2>&1; then
+  echo "== installing ffmpeg for the video_bytes target"
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -q && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends ffmpeg
+fi
 export RUSTC_BOOTSTRAP=1
 for target_file in fuzz_targets/*.rs; do
   target=$(basename "$target_file" .rs)

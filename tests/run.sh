@@ -10,6 +10,7 @@
 #   Debian packages  curl, clamdscan, squid, c-icap (c-icap-client), redis-server,
 #                    bind9-utils (named-checkzone, for the block list's DNS zone),
 #                    chromium and chromium-driver (the review page, in a real browser)
+#                    ffmpeg (ffmpeg and ffprobe: video decoding for vPDQ)
 #   Python modules   prometheus_client (the OpenMetrics parser), openapi_spec_validator
 # Debian packages come from apt-get (through sudo when not root). Python modules come from pip;
 # where the system's Python refuses pip (PEP 668, as Debian's does), they go into a virtual
@@ -45,6 +46,7 @@ command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 command -v named-checkzone >/dev/null 2>&1 || packages+=(bind9-utils)
 [ -x /usr/bin/chromium ] || packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+command -v ffprobe >/dev/null 2>&1 || packages+=(ffmpeg)
 command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
