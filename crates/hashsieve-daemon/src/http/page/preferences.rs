@@ -3,8 +3,9 @@
 //! browsers and restarts.
 //!
 //! Only the gentler defaults can be chosen: a preview starts at most sharp greyscale (never in
-//! colour or at full size), and is at most [`LARGEST`] pixels on its longest side. Every view
-//! past the blurred step counts as a reveal, whatever the analyst's default.
+//! colour or at full size), and is one of [`SIZES`] (or the hotline's own `preview_pixels`)
+//! on its longest side. Every view past the blurred step counts as a reveal, whatever the
+//! analyst's default.
 
 use hashsieve_core::preview::RevealStep;
 use hashsieve_triage::{Triage, TriageError};
@@ -18,9 +19,6 @@ pub(crate) const FIRST_STEPS: [RevealStep; 3] =
 
 /// The preview sizes offered, longest side in pixels.
 pub(crate) const SIZES: [u32; 5] = [128, 192, 256, 384, 512];
-
-/// The largest preview an analyst can choose.
-pub(crate) const LARGEST: u32 = 512;
 
 /// An analyst's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +63,7 @@ impl Preferences {
     ) -> Option<Preferences> {
         let first_step: RevealStep = first_step.parse().ok()?;
         let offered = SIZES.contains(&preview_pixels) || preview_pixels == config.preview_pixels;
-        (FIRST_STEPS.contains(&first_step) && offered && preview_pixels <= LARGEST.max(config.preview_pixels))
-            .then_some(Preferences { first_step, preview_pixels })
+        (FIRST_STEPS.contains(&first_step) && offered).then_some(Preferences { first_step, preview_pixels })
     }
 
     /// Saves them as `analyst`'s.
